@@ -1,0 +1,1 @@
+"""Knowledge base: store, retrieval, cited answers and exports."""

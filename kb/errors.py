@@ -1,0 +1,30 @@
+"""Domain errors; the CLI and the app turn them into one line that says what to do."""
+from __future__ import annotations
+
+
+class KBError(Exception):
+    """Base of every error the knowledge base raises on purpose."""
+
+
+class ConfigError(KBError):
+    """A setting or a sources file is wrong (exit code 2)."""
+
+
+class StoreUnavailable(KBError):
+    """The vector store or the registry cannot be reached or opened."""
+
+
+class EmbedderMismatch(KBError):
+    """The index was built with another embedding model than the one configured."""
+
+
+class EmbedderUnavailable(KBError):
+    """The embedding model cannot be loaded (offline, missing package or directory)."""
+
+
+class CitationError(KBError):
+    """A quote does not verify against the stored text of its document version."""
+
+
+class SnapshotError(KBError):
+    """A stored snapshot is missing or its content no longer matches its hash."""

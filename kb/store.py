@@ -1,0 +1,152 @@
+"""The only module that imports chromadb: one place creates the client, the collection and the
+llama-index ``ChromaVectorStore`` over it.
+
+Embedded ``PersistentClient`` under ``<data>/chroma`` by default, ``HttpClient`` when
+``KB_CHROMA_HOST`` is set. Collections are created with no embedding function (Chroma's default one
+would download a model) and every write passes its vectors. The collection records which embedder
+built it; opening it with another one raises ``EmbedderMismatch``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+import chromadb  # noqa: E402
+from chromadb.config import Settings as ChromaSettings  # noqa: E402
+from llama_index.core.schema import TextNode  # noqa: E402
+from llama_index.vector_stores.chroma import ChromaVectorStore  # noqa: E402
+
+from kb.errors import EmbedderMismatch, StoreUnavailable  # noqa: E402
+from kb.settings import Settings  # noqa: E402
+
+
+@dataclass
+class Hit:
+    """A raw vector-store hit."""
+
+    chunk_id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float
+
+
+def make_client(settings: Settings) -> Any:
+    """Create the Chroma client the settings ask for (telemetry off)."""
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    try:
+        if settings.chroma_host:
+            client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port,
+                                         settings=chroma_settings)
+            client.heartbeat()
+            return client
+        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    except Exception as exc:  # chromadb raises many types for "cannot connect"
+        where = (f"the Chroma server at {settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host
+                 else f"the embedded store in {settings.chroma_dir}")
+        hint = ("start it (`chroma run --path data/chroma --port "
+                f"{settings.chroma_port}`) or unset KB_CHROMA_HOST" if settings.chroma_host
+                else "check that the folder is writable and not used by an incompatible Chroma version")
+        raise StoreUnavailable(f"cannot open {where}: {exc}; {hint}") from exc
+
+
+class Store:
+    """The chunk collection: writes through llama-index, reads and metadata updates on the collection."""
+
+    def __init__(self, settings: Settings, embedder_id: str | None = None, dim: int | None = None,
+                 create: bool = True) -> None:
+        self.settings = settings
+        self.client = make_client(settings)
+        try:
+            if create:
+                meta = {"hnsw:space": "cosine"}
+                if embedder_id:
+                    meta.update({"embedder": embedder_id, "dim": int(dim or 0)})
+                self.collection = self.client.get_or_create_collection(
+                    settings.collection, metadata=meta, embedding_function=None)
+            else:
+                self.collection = self.client.get_collection(settings.collection, embedding_function=None)
+        except Exception as exc:
+            if not create:
+                raise StoreUnavailable(
+                    f"the index has no collection {settings.collection!r} yet; build it with `python -m ingest run`") from exc
+            raise StoreUnavailable(f"cannot open collection {settings.collection!r}: {exc}") from exc
+        if embedder_id:
+            self.check_embedder(embedder_id)
+        self.vector_store = ChromaVectorStore(chroma_collection=self.collection)
+
+    @property
+    def embedder_id(self) -> str | None:
+        """The embedder that built this index, as recorded on the collection."""
+        return (self.collection.metadata or {}).get("embedder")
+
+    def check_embedder(self, embedder_id: str) -> None:
+        """Refuse to mix vectors of two models in one index."""
+        built = self.embedder_id
+        if built and built != embedder_id:
+            raise EmbedderMismatch(
+                f"the index {self.settings.collection!r} was built with {built!r} but the configured embedder is "
+                f"{embedder_id!r}; set KB_EMBED_MODEL back, or use another KB_COLLECTION / KB_DATA_DIR and re-ingest")
+        if not built:
+            meta = dict(self.collection.metadata or {})
+            meta.pop("hnsw:space", None)
+            meta["embedder"] = embedder_id
+            self.collection.modify(metadata=meta)
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of these chunk ids the collection already holds."""
+        found: set[str] = set()
+        for i in range(0, len(ids), 1000):
+            found.update(self.collection.get(ids=list(ids[i:i + 1000]), include=[])["ids"])
+        return found
+
+    def add_nodes(self, nodes: Sequence[TextNode]) -> int:
+        """Add the nodes that are not stored yet (idempotent); returns how many were added."""
+        have = self.existing_ids([n.node_id for n in nodes])
+        todo = [n for n in nodes if n.node_id not in have]
+        for i in range(0, len(todo), 2000):
+            self.vector_store.add(list(todo[i:i + 2000]))
+        return len(todo)
+
+    def update_metadata(self, ids: Sequence[str], changes: dict[str, Any]) -> None:
+        """Set some metadata keys on existing chunks (e.g. a superseded version's ``valid_to``)."""
+        for i in range(0, len(ids), 1000):
+            part = list(ids[i:i + 1000])
+            got = self.collection.get(ids=part, include=["metadatas"])
+            metas = [{**(m or {}), **changes} for m in got["metadatas"]]
+            if got["ids"]:
+                self.collection.update(ids=got["ids"], metadatas=metas)
+
+    def delete(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        for i in range(0, len(ids), 1000):
+            self.collection.delete(ids=ids[i:i + 1000])
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def all_ids(self) -> list[str]:
+        out: list[str] = []
+        offset = 0
+        while True:
+            got = self.collection.get(include=[], limit=5000, offset=offset)["ids"]
+            out.extend(got)
+            if len(got) < 5000:
+                return out
+            offset += len(got)
+
+    def query(self, embedding: Sequence[float], top_k: int, where: dict | None = None) -> list[Hit]:
+        """Nearest chunks by cosine similarity (score in [-1, 1])."""
+        res = self.collection.query(query_embeddings=[list(map(float, embedding))], n_results=top_k,
+                                    where=where or None, include=["documents", "metadatas", "distances"])
+        return [Hit(i, d or "", m or {}, 1.0 - float(dist)) for i, d, m, dist in
+                zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])]
+
+
+def open_store(settings: Settings, embedder_id: str | None = None, dim: int | None = None,
+               create: bool = True) -> Store:
+    """Open (creating when asked) the chunk collection."""
+    return Store(settings, embedder_id, dim, create=create)
