@@ -1,0 +1,1 @@
+"""Ingestion: sources.yaml -> fetch -> extract -> language -> dedup -> chunk -> embed -> store."""

@@ -1,0 +1,4 @@
+"""``python -m ingest``."""
+from ingest.cli import main
+
+raise SystemExit(main())
