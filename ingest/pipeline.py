@@ -12,6 +12,7 @@ import re
 import sys
 import time
 import uuid
+from fnmatch import fnmatch
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -183,6 +184,7 @@ def discover(source: Source, settings: Settings) -> list[Item]:
         if not p.exists():
             raise FetchError(str(p), f"{p} does not exist; fix 'path' of source {source.name!r} in sources.yaml")
         files = list_folder(p) if p.is_dir() else [p]
+        files = [f for f in files if not any(fnmatch(f.name, pat) for pat in source.exclude)]
         return [Item(source, str(f.resolve()), True) for f in files]
     if source.kind == "feed":
         urls = discover_feed(source.targets[0], settings)

@@ -12,7 +12,7 @@ from kb.errors import ConfigError
 
 KINDS = ("url", "urls", "feed", "sitemap", "path")
 DOCTYPES = ("news", "tos", "court", "blog", "other")
-SOURCE_KEYS = set(KINDS) | {"name", "doctype", "publisher", "language", "refresh", "title", "enabled"}
+SOURCE_KEYS = set(KINDS) | {"name", "doctype", "publisher", "language", "refresh", "title", "enabled", "exclude"}
 DEFAULT_KEYS = {"refresh", "doctype", "language", "publisher"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -31,6 +31,7 @@ class Source:
     language: str = "auto"
     refresh_seconds: int = 6 * 3600
     title: str = ""
+    exclude: tuple[str, ...] = ()  # glob patterns of file names to skip in a folder
     config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -93,7 +94,12 @@ def _one_source(entry: Any, index: int, defaults: dict[str, Any], file: Path) ->
     language = str(merged.get("language", "auto")).lower()
     if language != "auto" and not re.match(r"^[a-z]{2,3}$", language):
         raise ConfigError(f"{where}: language {language!r} must be 'auto' or an ISO 639-1 code such as 'en'")
-    return Source(name=name, kind=kind, targets=targets, doctype=doctype,
+    exclude = entry.get("exclude") or []
+    if isinstance(exclude, str):
+        exclude = [exclude]
+    if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+        raise ConfigError(f"{where}: 'exclude' must be a list of file-name patterns such as ['README.md', '*.tsv']")
+    return Source(name=name, kind=kind, targets=targets, doctype=doctype, exclude=tuple(exclude),
                   publisher=str(merged.get("publisher") or ""), language=language,
                   refresh_seconds=parse_duration(merged.get("refresh", "6h"), where),
                   title=str(entry.get("title") or ""), config=dict(entry))
