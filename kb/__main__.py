@@ -1,0 +1,6 @@
+"""``python -m kb`` -> ``kb.cli.main()``."""
+import sys
+
+from kb.cli import main
+
+sys.exit(main())

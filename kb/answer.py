@@ -1,0 +1,385 @@
+"""Extractive answers: verbatim sentences of the retrieved passages, each followed by its citation.
+
+Pipeline for one question (no LLM):
+
+1. detect the question's language (the answer's connecting words use it; quotes stay in theirs);
+2. hybrid retrieval with filters (``kb.retrieve``);
+3. candidate sentences from the best passages, cut from the *stored version text* (a sentence that a
+   chunk boundary split is completed from the neighbouring text, so quotes may cross chunk bounds);
+4. each sentence is scored by IDF-weighted overlap with the question, dense similarity with the
+   question (same multilingual embedder, cached by text hash) and the rank of its passage;
+5. abstention when the evidence is weak or does not carry the kind of fact asked (a number, a date);
+6. quotes are composed with templates, citations verified against the stored text (failures are
+   dropped; no verified citation means abstention).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kb import templates
+from kb.cite import verify_citations
+from kb.errors import StoreUnavailable
+from kb.language import detect_language, detect_language_probs
+from kb.models import Answer, Citation, Passage
+from kb.registry import Registry
+from kb.retrieve import Filters, Retrieval, Retriever
+from kb.sentences import sentence_spans
+from kb.settings import Settings
+from kb.tokenize import tokenize, tokenize_query
+
+log = logging.getLogger(__name__)
+
+#: How many of the best passages sentences are taken from.
+ANSWER_PASSAGES = 5
+#: How many sentences (pre-ranked lexically) get a dense similarity.
+DENSE_SENTENCES = 16
+#: At most this many quotes in one answer; further quotes must score this share of the best one.
+MAX_QUOTES = 3
+FOLLOW_RATIO = 0.85
+#: Longest quote (characters); longer sentences are cut at clause punctuation.
+MAX_QUOTE_CHARS = 360
+MIN_QUOTE_LETTERS = 12
+#: Sentence score weights.
+W_DENSE, W_LEX, W_RANK = 1.0, 0.35, 0.1
+
+
+@dataclass
+class Thresholds:
+    """Abstention thresholds, calibrated with ``python -m kb eval`` (see the report in the README)."""
+
+    min_passage_dense: float = 0.80   # best passage cosine below this: off-topic
+    min_sentence_dense: float = 0.80  # best sentence cosine below this: nothing says it
+    min_score: float = 0.0            # combined sentence score floor (relative units)
+    check_answer_type: bool = True    # "how many", "when", "how much" need a number or a date
+
+
+@dataclass
+class Candidate:
+    """A sentence that might answer: a verbatim span of a version's stored text."""
+
+    passage: Passage
+    rank: int
+    start: int
+    end: int
+    text: str
+    lex: float = 0.0
+    dense: float = 0.0
+    score: float = 0.0
+    also: list[Passage] = field(default_factory=list)
+
+
+# -- sentences ----------------------------------------------------------------------------------
+_CLAUSE = re.compile(r"[;；:：,，、]\s*|\s[-–—]\s")
+_EDGE_JUNK = " \t\r\n*#>|=_-•·"
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+
+
+def candidate_spans(text: str, start: int, end: int, window: int = 1500,
+                    max_chars: int = MAX_QUOTE_CHARS) -> list[tuple[int, int]]:
+    """Sentence spans of ``text`` that overlap ``[start, end)``, completed beyond it and trimmed of markup."""
+    ws, we = max(0, start - window), min(len(text), end + window)
+    out: list[tuple[int, int]] = []
+    spans = sentence_spans(text, ws, we)
+    for i, (s, e) in enumerate(spans):
+        if e <= start or s >= end:
+            continue
+        if (i == 0 and ws > 0) or (i == len(spans) - 1 and we < len(text)):
+            continue  # cut by the window, not by punctuation
+        for ps, pe in _split_long_span(text, s, e, max_chars):
+            ps, pe = _trim(text, ps, pe)
+            if pe > ps and len(_LETTER.findall(text[ps:pe])) >= MIN_QUOTE_LETTERS:
+                out.append((ps, pe))
+    return out
+
+
+def _trim(text: str, s: int, e: int) -> tuple[int, int]:
+    while s < e and text[s] in _EDGE_JUNK:
+        s += 1
+    while e > s and text[e - 1] in _EDGE_JUNK:
+        e -= 1
+    return s, e
+
+
+def _split_long_span(text: str, s: int, e: int, max_chars: int) -> list[tuple[int, int]]:
+    """Cut a sentence longer than ``max_chars`` after clause punctuation (or spaces) into pieces."""
+    pieces = []
+    while e - s > max_chars:
+        window = text[s:s + max_chars]
+        cuts = [m.end() for m in _CLAUSE.finditer(window) if m.end() > max_chars // 3]
+        if not cuts:
+            cuts = [m.end() for m in re.finditer(r"\s+", window) if m.end() > max_chars // 3]
+        cut = s + (cuts[-1] if cuts else max_chars)
+        pieces.append((s, cut))
+        s = cut
+    pieces.append((s, e))
+    return pieces
+
+
+# -- answer types ---------------------------------------------------------------------------------
+_QUANTITY_Q = re.compile(
+    r"\bhow (many|much)\b|\bwhat (amount|number|percentage|share|price|fine|sum)\b|\bstock price\b|"
+    r"\bcu[aá]nt[oa]s?\b|\bcombien\b|\bwie (viel|viele|hoch)\b|\bquant[oa]s?\b|"
+    r"कितन[ाीे]|多少|几个|幾つ|いくつ|いくら|何人|何個|どれくらい|どのくらい",
+    re.IGNORECASE)
+_DATE_Q = re.compile(
+    r"\bwhen\b|\bwhat (date|day|year|month)\b|\bcu[aá]ndo\b|\bquand\b|\bwann\b|\bquando\b|"
+    r"कब\b|何时|什么时候|哪一?年|いつ|何年|何日",
+    re.IGNORECASE)
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen|few|"
+    r"several|dos|tres|cuatro|cinco|cien|mil|millón|millones|deux|trois|quatre|cent|mille|zwei|drei|vier|"
+    r"hundert|tausend|duas|três)\b|[一二三四五六七八九十百千万亿]|सौ|हज़ार|लाख|करोड़",
+    re.IGNORECASE)
+_MONTHS = re.compile(
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d|\b\d{4}\b|\b(monday|tuesday|"
+    r"wednesday|thursday|friday|saturday|sunday|yesterday|today|last (week|month|year|summer))\b|"
+    r"年|月|日",
+    re.IGNORECASE)
+
+
+def asked_type(question: str) -> str | None:
+    """``quantity`` or ``date`` when the question asks for one, else None."""
+    if _QUANTITY_Q.search(question):
+        return "quantity"
+    if _DATE_Q.search(question):
+        return "date"
+    return None
+
+
+def carries_type(text: str, kind: str | None) -> bool:
+    """Whether a sentence can answer a question of that kind."""
+    if kind == "quantity":
+        return bool(_NUMBER.search(text))
+    if kind == "date":
+        return bool(_MONTHS.search(text))
+    return True
+
+
+# -- engine ---------------------------------------------------------------------------------------
+class Engine:
+    """Everything an answer needs, loaded once: embedder, store, registry and retriever."""
+
+    def __init__(self, settings: Settings, thresholds: Thresholds | None = None) -> None:
+        from kb.embedding import make_embedder
+        from kb.store import open_store
+
+        self.settings = settings
+        self.thresholds = thresholds or Thresholds()
+        if not settings.registry_path.exists():
+            raise StoreUnavailable(f"no index in {settings.data_dir} (no registry.sqlite); build it with "
+                                   "`python -m ingest run` or point KB_DATA_DIR at an existing index")
+        self.registry = Registry(settings.registry_path, readonly=not _writable(settings.registry_path))
+        self.embedder = make_embedder(settings)
+        self.store = open_store(settings, self.embedder.model_id, self.embedder.dim, create=False)
+        self.retriever = Retriever(settings, self.registry, self.store, self.embedder)
+        self._texts: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.registry.close()
+
+    def warm_up(self) -> None:
+        """Load the BM25 index, the tokenisers and the model so the first question is fast."""
+        self.retriever.load()
+        tokenize_query("warm up 预热 準備 तैयारी", "en")
+        detect_language("warming up the language detector")
+        self.embedder.embed_query("warm up")
+
+    def version_text(self, version_id: str) -> str:
+        """The stored (hash-checked) text of a version, cached for the last few versions."""
+        with self._lock:
+            if version_id in self._texts:
+                self._texts.move_to_end(version_id)
+                return self._texts[version_id]
+        text = self.registry.version_text(version_id)
+        with self._lock:
+            self._texts[version_id] = text
+            while len(self._texts) > 64:
+                self._texts.popitem(last=False)
+        return text
+
+    def ask(self, question: str, filters: Filters | None = None, top_k: int = 8) -> Answer:
+        """Answer one question from the index (or abstain), with verified citations."""
+        return answer_question(question, self, filters=filters or Filters(), top_k=top_k)
+
+
+def _writable(path: Any) -> bool:
+    import os
+
+    return os.access(path if path.exists() else path.parent, os.W_OK)
+
+
+KnowledgeBase = Engine
+
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def get_engine(settings: Settings) -> Engine:
+    """One Engine per data dir and collection in this process."""
+    key = f"{settings.data_dir.resolve()}|{settings.collection}|{settings.chroma_host}"
+    with _ENGINES_LOCK:
+        if key not in _ENGINES:
+            _ENGINES[key] = Engine(settings)
+        return _ENGINES[key]
+
+
+def question_language(question: str) -> str:
+    """The question's language; short Latin questions fall back to the best guess, then English."""
+    lang = detect_language(question, min_chars=12)
+    if lang == "und":
+        probs = detect_language_probs(question)
+        lang = max(probs, key=probs.get) if probs else "en"
+    return lang
+
+
+def answer_question(question: str, engine: Engine | Settings, filters: Filters | None = None,
+                    top_k: int = 8, language: str | None = None) -> Answer:
+    """Retrieve, select sentences, decide whether to abstain, compose and verify."""
+    if isinstance(engine, Settings):
+        engine = get_engine(engine)
+    filters = filters or Filters()
+    t0 = time.perf_counter()
+    question = (question or "").strip()
+    qlang = language or question_language(question)
+    alang = templates.answer_language(qlang)
+    phr = templates.phrases(alang)
+    ret = engine.retriever.search(question, qlang, filters, top_k=max(top_k, ANSWER_PASSAGES))
+    timings = dict(ret.timings)
+    passages = ret.passages[:top_k]
+
+    def finish(text: str, abstained: bool, cites: list[Citation]) -> Answer:
+        timings["total"] = time.perf_counter() - t0
+        return Answer(question=question, question_language=qlang, answer=text, answer_language=alang,
+                      abstained=abstained, citations=cites, passages=passages, filters=filters.to_json(),
+                      timings=timings)
+
+    if not ret.passages:
+        return finish(phr.empty, True, [])
+    t = time.perf_counter()
+    cands = select_sentences(question, qlang, ret, engine)
+    timings["select"] = time.perf_counter() - t
+    verdict = abstain_reason(question, ret, cands, engine.thresholds)
+    if verdict:
+        log.info("abstaining: %s", verdict)
+        timings["abstain_reason"] = verdict  # type: ignore[assignment]
+        return finish(phr.abstain, True, [])
+    chosen = choose_quotes(cands)
+    cites = make_citations(chosen, engine)
+    t = time.perf_counter()
+    cites, dropped = verify_citations(cites, engine.version_text)
+    timings["verify"] = time.perf_counter() - t
+    for c, why in dropped:
+        log.warning("dropped citation %s of %s: %s", c.n, c.version_id, why)
+    if not cites:
+        return finish(phr.abstain, True, [])
+    for i, c in enumerate(cites, start=1):
+        c.n = i
+    text = templates.compose(alang, [(c.quote, c.n) for c in cites])
+    return finish(text, False, cites)
+
+
+def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) -> list[Candidate]:
+    """Score the sentences of the best passages against the question, best first."""
+    retriever = engine.retriever
+    cat = retriever.catalog
+    bm25 = retriever.bm25
+    qtokens = [t for t in ret.query_tokens if bm25.idf(t) > 0]
+    q_idf = {t: bm25.idf(t) for t in qtokens}
+    total_idf = sum(q_idf.values()) or 1.0
+    cands: list[Candidate] = []
+    seen: set[tuple[str, int, int]] = set()
+    for rank, (p, hit) in enumerate(zip(ret.passages[:ANSWER_PASSAGES], ret.hits[:ANSWER_PASSAGES])):
+        text = engine.version_text(p.version_id)
+        also = [cat.passage(r) for r in hit.also]
+        for s, e in candidate_spans(text, p.start, p.end):
+            if (p.version_id, s, e) in seen:
+                continue
+            seen.add((p.version_id, s, e))
+            sent = text[s:e]
+            toks = set(tokenize(sent, p.language)) | set(tokenize(sent, "en"))
+            lex = sum(w for tok, w in q_idf.items() if tok in toks) / total_idf
+            cands.append(Candidate(p, rank, s, e, sent, lex=lex, also=also))
+    if not cands:
+        return []
+    # Dense similarity for the lexically most promising sentences and every sentence of the top passage.
+    prelim = sorted(cands, key=lambda c: -(c.lex + 0.15 / (1 + c.rank)))
+    todo = prelim[:DENSE_SENTENCES]
+    todo += [c for c in cands if c.rank == 0 and c not in todo][:8]
+    if ret.query_vector is not None and todo:
+        vecs = engine.embedder.embed_passages([c.text for c in todo])
+        q = np.asarray(ret.query_vector, dtype=np.float32)
+        sims = vecs @ q / (np.linalg.norm(vecs, axis=1) * (np.linalg.norm(q) or 1.0) + 1e-9)
+        for c, sim in zip(todo, sims):
+            c.dense = float(sim)
+    for c in cands:
+        c.score = W_DENSE * c.dense + W_LEX * c.lex + W_RANK / (1 + c.rank)
+    return sorted(cands, key=lambda c: -c.score)
+
+
+def abstain_reason(question: str, ret: Retrieval, cands: list[Candidate], th: Thresholds) -> str | None:
+    """Why the evidence does not answer the question, or None when it does."""
+    if not cands:
+        return "no quotable sentence in the retrieved passages"
+    top_dense = max((h.dense for h in ret.hits if h.dense is not None), default=0.0)
+    if top_dense < th.min_passage_dense:
+        return f"best passage similarity {top_dense:.3f} < {th.min_passage_dense}"
+    best = cands[0]
+    if best.dense < th.min_sentence_dense:
+        return f"best sentence similarity {best.dense:.3f} < {th.min_sentence_dense}"
+    if best.score < th.min_score:
+        return f"best sentence score {best.score:.3f} < {th.min_score}"
+    if th.check_answer_type:
+        kind = asked_type(question)
+        if kind and not any(carries_type(c.text, kind) for c in cands[:MAX_QUOTES]
+                            if c.score >= best.score * FOLLOW_RATIO):
+            return f"the question asks for a {kind} and the best evidence has none"
+    return None
+
+
+def choose_quotes(cands: list[Candidate]) -> list[Candidate]:
+    """The best sentence and up to two more that score nearly as well, in reading order per document."""
+    if not cands:
+        return []
+    best = cands[0]
+    chosen = [best]
+    for c in cands[1:]:
+        if len(chosen) >= MAX_QUOTES or c.score < best.score * FOLLOW_RATIO:
+            break
+        if any(_overlaps(c, k) or _same_text(c, k) for k in chosen):
+            continue
+        chosen.append(c)
+    return chosen
+
+
+def _overlaps(a: Candidate, b: Candidate) -> bool:
+    return a.passage.version_id == b.passage.version_id and a.start < b.end and b.start < a.end
+
+
+def _same_text(a: Candidate, b: Candidate) -> bool:
+    ta, tb = set(tokenize(a.text, a.passage.language)), set(tokenize(b.text, b.passage.language))
+    return bool(ta and tb) and len(ta & tb) / len(ta | tb) >= 0.6
+
+
+def make_citations(chosen: list[Candidate], engine: Engine) -> list[Citation]:
+    """Citations for the chosen quotes; syndicated copies are named as "also reported by"."""
+    out: list[Citation] = []
+    for i, c in enumerate(chosen, start=1):
+        p = c.passage
+        also = engine.retriever.duplicates_of(p.doc_id)
+        also += [{"doc_id": o.doc_id, "title": o.title, "publisher": o.publisher, "url": o.url}
+                 for o in c.also if o.doc_id != p.doc_id]
+        uniq = list({a["doc_id"]: a for a in also}.values())
+        out.append(Citation(n=i, doc_id=p.doc_id, version_id=p.version_id, chunk_id=p.chunk_id, title=p.title,
+                            publisher=p.publisher, url=p.url, doctype=p.doctype, language=p.language,
+                            published=p.published, retrieved=p.retrieved, quote=c.text, start=c.start, end=c.end,
+                            also_reported_by=uniq))
+    return out

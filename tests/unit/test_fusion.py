@@ -1,0 +1,75 @@
+"""Reciprocal-rank fusion, de-duplication measure and filter plumbing (no index needed)."""
+from __future__ import annotations
+
+import numpy as np
+
+from kb.retrieve import Catalog, Filters, _date_ts, _top_rows, jaccard, rrf_fuse
+from kb.settings import FOREVER
+
+
+def test_rrf_fuse_rewards_agreement() -> None:
+    fused = rrf_fuse([["a", "b", "c"], ["c", "a", "d"]], k=60)
+    order = [item for item, _ in fused]
+    assert order[0] == "a"  # 1st and 2nd beats 3rd and 1st
+    assert set(order) == {"a", "b", "c", "d"}
+    assert order.index("c") < order.index("b")
+
+
+def test_rrf_fuse_weights_and_single_list() -> None:
+    fused = dict(rrf_fuse([["x"], ["y"]], weights=[1.0, 0.5], k=10))
+    assert fused["x"] > fused["y"]
+    assert [i for i, _ in rrf_fuse([["p", "q"]])] == ["p", "q"]
+    assert rrf_fuse([[], []]) == []
+
+
+def test_rrf_fuse_ties_keep_first_seen_order() -> None:
+    assert [i for i, _ in rrf_fuse([["a", "b"], ["b", "a"]])] == ["a", "b"]
+
+
+def test_jaccard_near_duplicates() -> None:
+    a = set("musk testifi xai use openai model train grok".split())
+    assert jaccard(a, a | {"court"}) >= 0.8
+    assert jaccard(a, {"anthropic", "polici"}) == 0.0
+    assert jaccard(set(), a) == 0.0
+
+
+def test_top_rows_skips_zero_scores() -> None:
+    assert _top_rows(np.array([0.0, 2.0, 1.0, 0.0, 3.0]), 3) == [4, 1, 2]
+    assert _top_rows(np.array([0.0, 0.0]), 5) == []
+
+
+def _catalog() -> Catalog:
+    base = dict(start=0, end=10, text="t", retrieved="2026-01-01T00:00:00Z", title="T", url="u")
+    rows = [
+        dict(base, chunk_id="v1-0000", version_id="v1", doc_id="d1", language="en", doc_language="en",
+             valid_from=100, valid_to=200, published="2025-01-02", source="corpus", publisher="xAI (via OTA)", doctype="tos"),
+        dict(base, chunk_id="v2-0000", version_id="v2", doc_id="d1", language="en", doc_language="en",
+             valid_from=200, valid_to=FOREVER, published="2026-06-26", source="corpus", publisher="xAI (via OTA)", doctype="tos"),
+        dict(base, chunk_id="v3-0000", version_id="v3", doc_id="d2", language="zh", doc_language="en",
+             valid_from=50, valid_to=FOREVER, published="", source="seeds", publisher="TechCrunch", doctype="news"),
+    ]
+    return Catalog(rows)
+
+
+def test_mask_latest_version_by_default_and_as_of() -> None:
+    cat = _catalog()
+    assert list(cat.mask(Filters())) == [False, True, True]
+    assert list(cat.mask(Filters(as_of="1970-01-01T00:02:30Z"))) == [True, False, True]
+
+
+def test_mask_filters_language_publisher_doctype_dates() -> None:
+    cat = _catalog()
+    assert list(cat.mask(Filters(language="zh"))) == [False, False, True]
+    assert list(cat.mask(Filters(language="en"))) == [False, True, True]  # document language counts too
+    assert list(cat.mask(Filters(publisher="xai"))) == [False, True, False]
+    assert list(cat.mask(Filters(doctype="news,court"))) == [False, False, True]
+    assert list(cat.mask(Filters(since="2026-01-01"))) == [False, True, False]
+    assert list(cat.mask(Filters(until="2026-01-01"))) == [False, False, False]  # unknown dates excluded
+
+
+def test_where_mirrors_mask() -> None:
+    cat = _catalog()
+    assert cat.where(Filters()) == {"valid_to": FOREVER}
+    w = cat.where(Filters(publisher="techcrunch", since="2026-06-26"))
+    assert {"publisher": {"$in": ["TechCrunch"]}} in w["$and"]
+    assert {"published_ts": {"$gte": _date_ts("2026-06-26")}} in w["$and"]
