@@ -256,22 +256,23 @@ def answer_question(question: str, engine: Engine | Settings, filters: Filters |
     timings = dict(ret.timings)
     passages = ret.passages[:top_k]
 
-    def finish(text: str, abstained: bool, cites: list[Citation]) -> Answer:
+    def finish(text: str, abstained: bool, cites: list[Citation], reason: str = "") -> Answer:
         timings["total"] = time.perf_counter() - t0
-        return Answer(question=question, question_language=qlang, answer=text, answer_language=alang,
-                      abstained=abstained, citations=cites, passages=passages, filters=filters.to_json(),
-                      timings=timings)
+        ans = Answer(question=question, question_language=qlang, answer=text, answer_language=alang,
+                     abstained=abstained, citations=cites, passages=passages, filters=filters.to_json(),
+                     timings=timings)
+        ans.reason = reason  # type: ignore[attr-defined]  # why it abstained, for eval and logs
+        return ans
 
     if not ret.passages:
-        return finish(phr.empty, True, [])
+        return finish(phr.empty, True, [], "no passage passes the filters")
     t = time.perf_counter()
     cands = select_sentences(question, qlang, ret, engine)
     timings["select"] = time.perf_counter() - t
     verdict = abstain_reason(question, ret, cands, engine.thresholds)
     if verdict:
         log.info("abstaining: %s", verdict)
-        timings["abstain_reason"] = verdict  # type: ignore[assignment]
-        return finish(phr.abstain, True, [])
+        return finish(phr.abstain, True, [], verdict)
     chosen = choose_quotes(cands)
     cites = make_citations(chosen, engine)
     t = time.perf_counter()
@@ -280,7 +281,7 @@ def answer_question(question: str, engine: Engine | Settings, filters: Filters |
     for c, why in dropped:
         log.warning("dropped citation %s of %s: %s", c.n, c.version_id, why)
     if not cites:
-        return finish(phr.abstain, True, [])
+        return finish(phr.abstain, True, [], "no citation verified")
     for i, c in enumerate(cites, start=1):
         c.n = i
     text = templates.compose(alang, [(c.quote, c.n) for c in cites])

@@ -30,6 +30,7 @@ from kb.settings import FOREVER, Settings
 from kb.tokenize import tokenize, tokenize_query
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 #: How many candidates each retriever contributes to the fusion.
 CANDIDATES = 50

@@ -1,0 +1,113 @@
+"""Extractive answer logic without an index: sentence spans, answer types, abstention, composition."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kb import templates
+from kb.answer import (Candidate, Thresholds, abstain_reason, asked_type, candidate_spans, carries_type,
+                       choose_quotes, question_language)
+from kb.models import Passage
+from kb.retrieve import Hit, Retrieval
+
+
+def passage(vid: str = "v1", lang: str = "en") -> Passage:
+    return Passage(chunk_id=f"{vid}-0000", doc_id="d", version_id=vid, text="", start=0, end=0, language=lang)
+
+
+def cand(text: str, dense: float, score: float | None = None, start: int = 0, vid: str = "v1") -> Candidate:
+    return Candidate(passage(vid), 0, start, start + len(text), text, lex=0.5, dense=dense,
+                     score=dense if score is None else score)
+
+
+def retrieval(top_dense: float) -> Retrieval:
+    return Retrieval(passages=[passage()], hits=[Hit(row=0, fused=0.1, dense=top_dense)], query_tokens=[],
+                     query_vector=np.zeros(3))
+
+
+@pytest.mark.parametrize("q,kind", [
+    ("How many tokens did xAI use?", "quantity"),
+    ("What stock price did xAI reach after the testimony?", "quantity"),
+    ("Wie hoch war die Strafe, die Grok zahlen musste?", "quantity"),
+    ("¿Cuántos empleados tiene xAI?", "quantity"),
+    ("xAI ने कितने tokens इस्तेमाल किए?", "quantity"),
+    ("xAI 使用了多少个令牌？", "quantity"),
+    ("When was the order denying the injunction issued?", "date"),
+    ("Quand le procès a-t-il commencé ?", "date"),
+    ("In which court did Musk testify?", None),
+])
+def test_asked_type(q: str, kind: str | None) -> None:
+    assert asked_type(q) == kind
+
+
+def test_carries_type() -> None:
+    assert carries_type("He characterized xAI as a company with a few hundred employees.", "quantity")
+    assert not carries_type("Musk said distillation was a general practice.", "quantity")
+    assert carries_type("The order was filed on March 4, 2025.", "date")
+    assert not carries_type("The court denied the motion.", "date")
+    assert carries_type("anything", None)
+
+
+def test_abstains_when_nothing_is_similar_enough() -> None:
+    th = Thresholds(min_passage_dense=0.8, min_sentence_dense=0.8)
+    assert abstain_reason("What is the capital of Peru?", retrieval(0.72), [cand("Lima is far.", 0.7)], th)
+    assert abstain_reason("What did Musk say?", retrieval(0.86), [cand("Musk said it.", 0.75)], th)
+    assert abstain_reason("What did Musk say?", retrieval(0.86), [], th)
+
+
+def test_abstains_when_the_asked_fact_type_is_missing() -> None:
+    th = Thresholds(min_passage_dense=0.8, min_sentence_dense=0.8)
+    ev = [cand("Musk said xAI partly used distillation on OpenAI models.", 0.88)]
+    assert "quantity" in abstain_reason("How many tokens did xAI use?", retrieval(0.88), ev, th)
+    assert abstain_reason("Did xAI use OpenAI models?", retrieval(0.88), ev, th) is None
+
+
+def test_answers_when_evidence_is_strong() -> None:
+    th = Thresholds(min_passage_dense=0.8, min_sentence_dense=0.8)
+    ev = [cand("He characterized xAI as a much smaller company with just a few hundred employees.", 0.9)]
+    assert abstain_reason("How many employees does xAI have?", retrieval(0.9), ev, th) is None
+
+
+def test_choose_quotes_limits_and_skips_overlaps() -> None:
+    a = cand("First sentence about the court.", 0.9, start=0)
+    b = cand("First sentence about the court and more.", 0.89, start=5)  # overlaps a
+    c = cand("A different sentence about distillation practice.", 0.88, start=100)
+    d = cand("Weak sentence.", 0.1, start=300)
+    chosen = choose_quotes([a, b, c, d])
+    assert chosen == [a, c]
+    assert choose_quotes([]) == []
+
+
+def test_candidate_spans_cut_long_sentences_at_clauses() -> None:
+    long = "You may not " + ", ".join(f"do thing number {i} with the outputs" for i in range(40)) + "."
+    spans = candidate_spans(long, 0, len(long), max_chars=200)
+    assert len(spans) > 1
+    assert all(e - s <= 200 for s, e in spans)
+    assert all(long[s:e] for s, e in spans)
+
+
+def test_candidate_spans_trim_markdown_and_skip_tiny_pieces() -> None:
+    text = "# Title\n\n**3.3 Restrictions.** You will not use Output to develop competing models.\n\n---\n"
+    quotes = [text[s:e] for s, e in candidate_spans(text, 0, len(text))]
+    assert any(q.startswith("3.3 Restrictions") for q in quotes)
+    assert "---" not in quotes and "Title" not in quotes
+
+
+@pytest.mark.parametrize("lang", ["en", "hi", "zh", "es", "fr", "de", "ja", "pt"])
+def test_templates_cover_required_languages(lang: str) -> None:
+    p = templates.phrases(lang)
+    assert templates.answer_language(lang) == lang
+    text = templates.compose(lang, [("Quote one.", 1), ("Quote two.", 2)])
+    assert "Quote one." in text and "[1]" in text and "[2]" in text and text.index("[1]") < text.index("[2]")
+    assert p.abstain and p.intro
+
+
+def test_templates_fall_back_to_english() -> None:
+    assert templates.answer_language("sw") == "en"
+    assert templates.phrases("xx").abstain == templates.PHRASES["en"].abstain
+
+
+def test_question_language_short_questions() -> None:
+    assert question_language("Who is Musk?") == "en"
+    assert question_language("¿Qué es xAI?") == "es"
+    assert question_language("xAIとは？") == "ja"
