@@ -254,16 +254,17 @@ class Ingestor:
         return len(rows)
 
     def _index_version(self, v: VersionRow, doc: dict[str, Any]) -> int:
-        """Embed and store a pending version's chunks, retire the previous version, mark it indexed."""
+        """Embed and store a pending version's chunks, retire the previous version, mark it indexed.
+
+        Returns how many chunk vectors were written (vectors come from the cache when the same text was
+        embedded before)."""
         chunks = self.registry.chunks(v.version_id)
         have = self.store.existing_ids([c.chunk_id for c in chunks])
         todo = [c for c in chunks if c.chunk_id not in have]
-        before = self.embedder.embedded_count
         if todo:
             vecs = self.embedder.embed_passages([c.text for c in todo], progress=self.on_chunks)
             nodes = [self._node(c, vec, v, doc) for c, vec in zip(todo, vecs)]
             self.store.add_nodes(nodes)
-        embedded = self.embedder.embedded_count - before
         prev = [p for p in self.registry.versions(v.doc_id)
                 if p.version_id != v.version_id and p.status == "indexed" and p.valid_to == FOREVER
                 and p.valid_from < v.valid_from]
@@ -275,7 +276,7 @@ class Ingestor:
             db.execute("UPDATE versions SET status='indexed' WHERE version_id=?", (v.version_id,))
             db.execute("INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE SET "
                        "value=CAST(value AS INTEGER)+1")
-        return embedded
+        return len(todo)
 
     def _node(self, c: Any, vec: Any, v: VersionRow, doc: dict[str, Any]) -> TextNode:
         meta = {
