@@ -170,6 +170,8 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus-manifest", metavar="TSV", help="MANIFEST.tsv mapping file names to URLs "
                    "(default: ../shared/corpus/MANIFEST.tsv when present)")
     p.add_argument("--details", action="store_true", help="also print one line per question")
+    p.add_argument("--calibrate", action="store_true",
+                   help="sweep the abstention thresholds over these questions instead (prints the best setting)")
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -183,6 +185,12 @@ def run_eval(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc))
     engine = load_engine()
+    if args.calibrate:
+        from kb.evaluate import calibrate, format_calibration
+
+        cal = calibrate(engine, questions)
+        print(json.dumps(cal, ensure_ascii=False, indent=2) if args.json else format_calibration(cal))
+        return EXIT_OK
     report = evaluate(engine, questions, top_k=args.top_k,
                       manifest=Path(args.corpus_manifest) if args.corpus_manifest else None)
     if args.json:

@@ -195,3 +195,89 @@ def format_report(report: dict[str, Any], details: bool = False) -> str:
             lines.append(f"{r['id']:>5} {r['lang']:>2} rank={r['rank']!s:>4} {flag} kw={int(r['keyword'])} "
                          f"{r['latency'] * 1000:5.0f}ms {r['reason'] or ''} | {r['top_files'][:3]}")
     return "\n".join(lines)
+
+
+# -- abstention calibration ------------------------------------------------------------------------
+def collect_evidence(engine: Any, questions: list[dict[str, Any]], top_k: int = 8) -> list[tuple[dict, Any]]:
+    """The abstention evidence of every question (retrieval and sentence selection, no decision)."""
+    from kb.answer import evidence_of, question_language, select_sentences
+    from kb.retrieve import Filters
+
+    engine.warm_up()
+    out = []
+    for q in questions:
+        lang = question_language(q["question"])
+        ret = engine.retriever.search(q["question"], lang, Filters(), top_k=top_k)
+        cands = select_sentences(q["question"], lang, ret, engine)
+        out.append((q, evidence_of(q["question"], ret, cands, lang, engine.retriever.bm25.idf)))
+    return out
+
+
+def _grid(lo: float, hi: float, step: float) -> list[float]:
+    n = int(round((hi - lo) / step))
+    return [round(lo + i * step, 4) for i in range(n + 1)]
+
+
+def calibrate(engine: Any, questions: list[dict[str, Any]], max_false: float = 0.1) -> dict[str, Any]:
+    """Sweep the abstention thresholds over labelled questions.
+
+    The objective is correct abstentions minus twice the false ones, with false abstentions at most
+    ``max_false``; among equally good settings the lowest thresholds win (the least eager to abstain).
+    """
+    from dataclasses import asdict, replace
+
+    from kb.answer import decide
+
+    items = collect_evidence(engine, questions)
+    ans = [ev for q, ev in items if not q["unanswerable"]]
+    una = [ev for q, ev in items if q["unanswerable"]]
+
+    def rates(th: Any) -> tuple[float, float]:
+        correct = sum(1 for ev in una if decide(ev, th)) / (len(una) or 1)
+        false = sum(1 for ev in ans if decide(ev, th)) / (len(ans) or 1)
+        return correct, false
+
+    base = engine.thresholds
+    best = None
+    for pd in _grid(0.75, 0.87, 0.005):
+        for sd in _grid(0.75, 0.87, 0.005):
+            for ut in (0.0, 0.85, 0.87, 0.89, 0.91, 1.01):
+                for typ in (False, True):
+                    th = replace(base, min_passage_dense=pd, min_sentence_dense=sd, unknown_term_dense=ut,
+                                 check_answer_type=typ)
+                    c, f = rates(th)
+                    if f > max_false:
+                        continue
+                    key = (c - 2 * f, -(pd + sd), -ut, typ)
+                    if best is None or key > best[0]:
+                        best = (key, th, c, f)
+    current = rates(base)
+    return {
+        "answerable": len(ans), "unanswerable": len(una),
+        "current": {"thresholds": asdict(base), "correct_abstention": current[0], "false_abstention": current[1]},
+        "best": None if best is None else {"thresholds": asdict(best[1]), "correct_abstention": best[2],
+                                           "false_abstention": best[3]},
+        "questions": [{"id": q["id"], "lang": q.get("lang", ""), "unanswerable": q["unanswerable"],
+                       "passage_dense": round(ev.passage_dense, 4), "sentence_dense": round(ev.sentence_dense, 4),
+                       "unknown": ev.unknown, "asked": ev.asked, "has_type": ev.has_type,
+                       "decision": decide(ev, base) or "answer"} for q, ev in items],
+    }
+
+
+def format_calibration(report: dict[str, Any]) -> str:
+    """Plain-text calibration summary."""
+    def line(name: str, block: dict[str, Any] | None) -> str:
+        if not block:
+            return f"{name:8} no setting keeps false abstentions within bounds"
+        t = block["thresholds"]
+        return (f"{name:8} passage>={t['min_passage_dense']:.3f} sentence>={t['min_sentence_dense']:.3f} "
+                f"unknown-word<{t['unknown_term_dense']:.2f} type-check={t['check_answer_type']}: "
+                f"correct abstention {block['correct_abstention']:.3f}, false abstention {block['false_abstention']:.3f}")
+    rows = [f"{report['answerable']} answerable, {report['unanswerable']} unanswerable questions",
+            line("current", report["current"]), line("best", report["best"]), "",
+            "   id lang U  passage sentence type  unknown  -> decision"]
+    for r in report["questions"]:
+        rows.append(f"{r['id']:>5} {r['lang']:>4} {'U' if r['unanswerable'] else '-'}  {r['passage_dense']:.3f}   "
+                    f"{r['sentence_dense']:.3f}  {(r['asked'] or '-')[:4]:>4}{'' if r['has_type'] else '!'} "
+                    f"{','.join(r['unknown'])[:20]:>8} -> {r['decision'][:60]}")
+    return "\n".join(rows)

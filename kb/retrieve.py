@@ -35,9 +35,11 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 #: How many candidates each retriever contributes to the fusion.
 CANDIDATES = 50
 #: Reciprocal-rank constant and weights (dense, BM25), measured with ``python -m kb eval``.
-RRF_K = 20
+RRF_K = 60
 DENSE_WEIGHT = 1.0
-BM25_WEIGHT = 0.7
+BM25_WEIGHT = 0.5
+#: BM25's weight is scaled by the share of question tokens the index knows, but never below this.
+MIN_COVERAGE = 0.25
 #: Token-set Jaccard at or above which two passages count as the same text.
 NEAR_DUPLICATE = 0.8
 
@@ -83,15 +85,17 @@ class Retrieval:
     query_tokens: list[str]
     query_vector: np.ndarray | None
     timings: dict[str, float] = field(default_factory=dict)
+    coverage: float = 1.0  # share of the question's own tokens that the index vocabulary knows
 
 
 def rrf_fuse(rankings: Sequence[Sequence[Any]], weights: Sequence[float] | None = None,
-             k: int = RRF_K) -> list[tuple[Any, float]]:
+             k: int | None = None) -> list[tuple[Any, float]]:
     """Weighted reciprocal-rank fusion: ``sum_i w_i / (k + rank_i)`` (rank from 1), best first.
 
     Ties keep the order in which items were first seen (earlier rankings first).
     """
     weights = list(weights) if weights is not None else [1.0] * len(rankings)
+    k = RRF_K if k is None else k
     scores: dict[Any, float] = {}
     for ranking, w in zip(rankings, weights):
         for rank, item in enumerate(ranking, start=1):
@@ -316,6 +320,8 @@ class Retriever:
             key = self._state_key()
             if not force and self._catalog is not None and key == self._loaded_generation:
                 return
+            if self._catalog is not None and hasattr(self.store, "refresh"):
+                self.store.refresh()  # an ingest wrote: let dense queries see its vectors (chroma#3792)
             catalog = Catalog.load(self.registry)
             cache = self.settings.data_dir / "bm25"
             self._bm25 = BM25Index(catalog, cache, key[0])
@@ -353,12 +359,17 @@ class Retriever:
         """Rank passages for a question; ``top_k`` distinct passages, best first."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        self.load()  # cheap when nothing changed; picks up what a running ingest indexed since
         cat, bm25 = self.catalog, self.bm25
         mask = cat.mask(filters)
         timings["filter"] = time.perf_counter() - t0
 
         t = time.perf_counter()
         tokens = tokenize_query(question, language, also=self.index_languages())
+        own = tokenize(question, language)
+        # How much of the question the index vocabulary can express: low for a question in a language
+        # the documents are not written in, where BM25 only matches names and stray cognates.
+        coverage = (sum(1 for tok in own if bm25.idf(tok) > 0) / len(own)) if own else 0.0
         lex_scores = bm25.scores(tokens)
         lex_scores = np.where(mask, lex_scores, 0.0)
         lex_rows = _top_rows(lex_scores, candidates)
@@ -373,7 +384,7 @@ class Retriever:
 
         t = time.perf_counter()
         dense_rows = [r for r, _ in dense]
-        fused = rrf_fuse([dense_rows, lex_rows], [DENSE_WEIGHT, BM25_WEIGHT])
+        fused = rrf_fuse([dense_rows, lex_rows], [DENSE_WEIGHT, BM25_WEIGHT * max(MIN_COVERAGE, coverage)])
         dense_score = dict(dense)
         dense_rank = {r: i for i, r in enumerate(dense_rows, start=1)}
         lex_rank = {r: i for i, r in enumerate(lex_rows, start=1)}
@@ -383,7 +394,7 @@ class Retriever:
         hits = self._dedup(hits, top_k)
         timings["fuse"] = time.perf_counter() - t
         passages = [cat.passage(h.row, h.fused) for h in hits]
-        return Retrieval(passages, hits, tokens, qvec, timings)
+        return Retrieval(passages, hits, tokens, qvec, timings, coverage=coverage)
 
     def _dense(self, qvec: np.ndarray, filters: Filters, mask: np.ndarray, n: int) -> list[tuple[int, float]]:
         """Dense candidates as (catalogue row, cosine), restricted to the mask.

@@ -27,8 +27,9 @@ def retrieval(top_dense: float) -> Retrieval:
 
 @pytest.mark.parametrize("q,kind", [
     ("How many tokens did xAI use?", "quantity"),
-    ("What stock price did xAI reach after the testimony?", "quantity"),
-    ("Wie hoch war die Strafe, die Grok zahlen musste?", "quantity"),
+    ("What stock price did xAI reach after the testimony?", "amount"),
+    ("Wie hoch war die Strafe, die Grok zahlen musste?", "amount"),
+    ("Quanto a OpenAI pagou de indenização a Musk?", "amount"),
     ("¿Cuántos empleados tiene xAI?", "quantity"),
     ("xAI ने कितने tokens इस्तेमाल किए?", "quantity"),
     ("xAI 使用了多少个令牌？", "quantity"),
@@ -46,6 +47,9 @@ def test_carries_type() -> None:
     assert carries_type("The order was filed on March 4, 2025.", "date")
     assert not carries_type("The court denied the motion.", "date")
     assert carries_type("anything", None)
+    assert carries_type("The court awarded $2.5 million in damages.", "amount")
+    assert not carries_type("Musk was one of OpenAI's largest donors in 2016.", "amount")
+    assert not carries_type("Defendants[1] move for summary judgment (Dkt. No. 390).", "quantity")
 
 
 def test_abstains_when_nothing_is_similar_enough() -> None:
