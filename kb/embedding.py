@@ -85,7 +85,7 @@ def _load_sentence_transformers(path: str, threads: int) -> tuple[Callable, Call
         raise EmbedderUnavailable("sentence-transformers is not installed; run `pip install -r requirements.txt`") from exc
     torch.set_num_threads(threads)
     model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
-    dim = int(model.get_sentence_embedding_dimension())
+    dim = int((getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)())
     ident = f"sentence-transformers {directory.resolve().name} dim={dim}"
     enc = lambda texts: np.asarray(model.encode(list(texts), normalize_embeddings=True, batch_size=32), dtype=np.float32)  # noqa: E731
     return enc, (lambda q: enc([q])[0]), ident, dim

