@@ -1,0 +1,200 @@
+"""Read-only listings over the registry for the UI: filter values, documents, versions, source health.
+
+Plain functions over ``kb.registry.Registry`` (no Streamlit, no store): the sidebar filters, the
+sources page and the citation cards' provenance lines are built from these.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+from kb.registry import Registry, VersionRow
+from kb.settings import FOREVER
+
+
+@dataclass
+class FilterOptions:
+    """The values the sidebar filters can take, from what is indexed."""
+
+    languages: list[str] = field(default_factory=list)
+    doctypes: list[str] = field(default_factory=list)
+    publishers: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    first_published: date | None = None
+    last_published: date | None = None
+    first_retrieved: date | None = None
+    version_dates: list[date] = field(default_factory=list)
+
+
+@dataclass
+class DocumentEntry:
+    """A canonical document, its versions and the duplicates folded under it."""
+
+    doc_id: str
+    title: str
+    url: str
+    publisher: str
+    doctype: str
+    language: str
+    source: str
+    published: str
+    versions: int
+    indexed_versions: int
+    current_version: str | None
+    last_retrieved: str
+    chunks: int
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SourceHealth:
+    """One source: how many documents, its last run and the errors of that run."""
+
+    name: str
+    documents: int
+    last_run: str | None
+    last_success: str | None
+    consecutive_failures: int
+    last_error: str | None
+    removed: bool
+    run_id: str | None = None
+    status: str | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+
+def _day(value: str | None) -> date | None:
+    value = (value or "").strip()
+    if len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _epoch_day(ts: int) -> date:
+    return datetime.fromtimestamp(int(ts), tz=timezone.utc).date()
+
+
+def index_counts(registry: Registry) -> dict[str, int]:
+    """Indexed (current) chunks, canonical documents, all versions and duplicates."""
+    chunks = registry.query("SELECT COUNT(*) FROM chunks c JOIN versions v ON v.version_id=c.version_id "
+                            "WHERE v.status='indexed' AND v.valid_to=?", (FOREVER,))[0][0]
+    docs = registry.query("SELECT COUNT(*) FROM documents WHERE duplicate_of IS NULL")[0][0]
+    dups = registry.query("SELECT COUNT(*) FROM documents WHERE duplicate_of IS NOT NULL")[0][0]
+    versions = registry.query("SELECT COUNT(*) FROM versions WHERE status='indexed'")[0][0]
+    return {"chunks": int(chunks), "documents": int(docs), "duplicates": int(dups), "versions": int(versions)}
+
+
+def filter_options(registry: Registry) -> FilterOptions:
+    """Distinct filter values over the indexed versions (all versions, so ``as of`` can reach old ones)."""
+    indexed = "FROM versions v JOIN documents d ON d.doc_id=v.doc_id WHERE v.status='indexed' AND v.n_chunks > 0"
+    langs = {r[0] for r in registry.query(f"SELECT DISTINCT v.language {indexed}") if r[0]}
+    langs |= {r[0] for r in registry.query(
+        "SELECT DISTINCT c.language FROM chunks c JOIN versions v ON v.version_id=c.version_id "
+        "WHERE v.status='indexed'") if r[0]}
+    langs.discard("und")
+    opts = FilterOptions(
+        languages=sorted(langs),
+        doctypes=sorted({r[0] for r in registry.query(f"SELECT DISTINCT d.doctype {indexed}") if r[0]}),
+        publishers=sorted({r[0] for r in registry.query(f"SELECT DISTINCT d.publisher {indexed}") if r[0]},
+                          key=str.casefold),
+        sources=sorted({r[0] for r in registry.query(f"SELECT DISTINCT d.source {indexed}") if r[0]}),
+    )
+    published = sorted(d for d in (_day(r[0]) for r in registry.query(f"SELECT DISTINCT v.published {indexed}")) if d)
+    if published:
+        opts.first_published, opts.last_published = published[0], published[-1]
+    starts = sorted({_epoch_day(r[0]) for r in registry.query(f"SELECT DISTINCT v.valid_from {indexed}")})
+    opts.version_dates = starts
+    opts.first_retrieved = starts[0] if starts else None
+    return opts
+
+
+def list_documents(registry: Registry) -> list[DocumentEntry]:
+    """Canonical documents with version counts and their duplicates, by source then title."""
+    vers: dict[str, dict[str, Any]] = {}
+    for r in registry.query(
+            "SELECT doc_id, COUNT(*) AS n, SUM(status='indexed') AS n_indexed, MAX(retrieved) AS last, "
+            "SUM(CASE WHEN status='indexed' AND valid_to=? THEN n_chunks ELSE 0 END) AS chunks, "
+            "MAX(CASE WHEN status='indexed' AND valid_to=? THEN version_id END) AS current "
+            "FROM versions GROUP BY doc_id", (FOREVER, FOREVER)):
+        vers[r["doc_id"]] = dict(r)
+    docs = registry.documents()
+    by_id: dict[str, DocumentEntry] = {}
+    dups: list[dict[str, Any]] = []
+    for d in docs:
+        if d["duplicate_of"]:
+            dups.append(d)
+            continue
+        v = vers.get(d["doc_id"], {})
+        by_id[d["doc_id"]] = DocumentEntry(
+            doc_id=d["doc_id"], title=d["title"] or "", url=d["url"] or "", publisher=d["publisher"] or "",
+            doctype=d["doctype"] or "other", language=d["language"] or "und", source=d["source"],
+            published=d["published"] or "", versions=int(v.get("n") or 0), indexed_versions=int(v.get("n_indexed") or 0),
+            current_version=v.get("current"), last_retrieved=v.get("last") or "", chunks=int(v.get("chunks") or 0))
+    for d in dups:
+        entry = {"doc_id": d["doc_id"], "title": d["title"] or "", "url": d["url"] or "",
+                 "publisher": d["publisher"] or "", "source": d["source"], "language": d["language"] or "und",
+                 "kind": d["duplicate_kind"] or "", "score": d["duplicate_score"]}
+        canonical = by_id.get(d["duplicate_of"])
+        if canonical is not None:
+            canonical.duplicates.append(entry)
+    return sorted(by_id.values(), key=lambda e: (e.source, (e.title or e.url).casefold()))
+
+
+def document_versions(registry: Registry, doc_id: str) -> list[VersionRow]:
+    """Every version of a document, newest first."""
+    return list(reversed(registry.versions(doc_id)))
+
+
+def version_provenance(registry: Registry, version_id: str) -> dict[str, Any]:
+    """Snapshot hash, retrieval time and validity of a version (empty when unknown)."""
+    v = registry.version(version_id)
+    if v is None:
+        return {}
+    snap = registry.snapshot(v.snapshot_sha) if v.snapshot_sha else None
+    return {"version_id": v.version_id, "snapshot_sha": v.snapshot_sha or "", "text_sha": v.text_sha,
+            "retrieved": v.retrieved, "valid_from": v.valid_from, "valid_to": v.valid_to,
+            "current": v.valid_to == FOREVER, "snapshot_url": (snap or {}).get("url", ""),
+            "content_type": (snap or {}).get("content_type", "")}
+
+
+def source_health(registry: Registry) -> list[SourceHealth]:
+    """Every known source with its last run and that run's errors for it."""
+    counts = {r[0]: int(r[1]) for r in registry.query(
+        "SELECT source, COUNT(*) FROM documents WHERE duplicate_of IS NULL GROUP BY source")}
+    out: dict[str, SourceHealth] = {}
+    for s in registry.sources():
+        out[s["name"]] = SourceHealth(
+            name=s["name"], documents=counts.get(s["name"], 0), last_run=s["last_run"],
+            last_success=s["last_success"], consecutive_failures=int(s["consecutive_failures"] or 0),
+            last_error=s["last_error"], removed=bool(s["removed_at"]))
+    for name, n in counts.items():  # documents of a source the registry has no row for
+        out.setdefault(name, SourceHealth(name, n, None, None, 0, None, False))
+    for run in registry.runs(limit=50):  # newest first: the first report naming a source wins
+        try:
+            report = json.loads(run["report"] or "{}")
+        except json.JSONDecodeError:
+            continue
+        for rep in report.get("sources", []):
+            h = out.get(rep.get("name"))
+            if h is not None and h.run_id is None:
+                h.run_id, h.status = run["run_id"], rep.get("status")
+                h.errors = [{"item": str(e.get("item", "")), "error": str(e.get("error", ""))}
+                            for e in rep.get("errors", [])]
+    return sorted(out.values(), key=lambda h: h.name)
+
+
+def recent_runs(registry: Registry, limit: int = 10) -> list[dict[str, Any]]:
+    """The last ingest runs with their totals."""
+    out = []
+    for run in registry.runs(limit=limit):
+        try:
+            totals = json.loads(run["report"] or "{}").get("totals", {})
+        except json.JSONDecodeError:
+            totals = {}
+        out.append({"run_id": run["run_id"], "started": run["started"], "finished": run["finished"],
+                    "status": run["status"], **totals})
+    return out

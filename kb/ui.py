@@ -1,0 +1,189 @@
+"""Streamlit pieces shared by ``app.py`` and ``pages/``: settings, the cached engine, access, notices.
+
+Only the app imports this module (the CLI never does). Heavy objects are created once per process
+with ``st.cache_resource``; everything per user lives in ``st.session_state``.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+import streamlit as st
+
+from kb.errors import ConfigError, EmbedderMismatch, EmbedderUnavailable, KBError, StoreUnavailable
+from kb.registry import Registry
+from kb.settings import Settings, load_settings
+
+INGEST_COMMAND = "python -m ingest run --sources sources.yaml"
+PASSWORD_ENV = "KB_APP_PASSWORD"
+PASSWORD_SECRET = "app_password"
+
+
+# -- settings and cached resources ----------------------------------------------------------------
+def settings_or_stop() -> Settings:
+    """Settings from the ``KB_*`` environment; a wrong setting stops the page with what to fix."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        stop_with("The configuration is invalid", str(exc), "fix the KB_* environment variable and reload")
+
+
+def _settings_key(s: Settings) -> str:
+    return "|".join(str(x) for x in (s.data_dir.resolve(), s.collection, s.chroma_host, s.chroma_port,
+                                      s.embed_model, s.embed_threads, s.embed_cache_path))
+
+
+@st.cache_resource(show_spinner="Loading the embedding model and the index (once per server)…")
+def _load_engine(key: str, _settings: Settings) -> Any:
+    """The answer engine (embedder, store, registry, retriever), warmed up; one per process and index."""
+    from kb.answer import Engine
+
+    t = time.perf_counter()
+    engine = Engine(_settings)
+    engine.warm_up()
+    engine.load_seconds = time.perf_counter() - t
+    return engine
+
+
+@st.cache_resource(show_spinner=False)
+def _load_registry(path: str) -> Registry:
+    """A read-only registry connection for listings (shared by all sessions; thread-safe)."""
+    return Registry(Path(path), readonly=True)
+
+
+def engine_or_none(settings: Settings) -> tuple[Any | None, KBError | None]:
+    """The cached engine, or the error that prevents loading it (nothing is cached on failure)."""
+    try:
+        return _load_engine(_settings_key(settings), settings), None
+    except KBError as exc:
+        return None, exc
+
+
+def forget_engine() -> None:
+    """Drop the cached engine (after the store went away) so the next question reconnects."""
+    _load_engine.clear()
+
+
+def registry_or_none(settings: Settings) -> Registry | None:
+    """A read-only registry for the sources page (None when the index does not exist yet)."""
+    if not settings.registry_path.exists():
+        return None
+    try:
+        return _load_registry(str(settings.registry_path.resolve()))
+    except StoreUnavailable:
+        return None
+
+
+# -- notices --------------------------------------------------------------------------------------
+def fix_for(exc: BaseException, settings: Settings) -> tuple[str, str]:
+    """A title and the command that fixes a failure to open the index."""
+    if isinstance(exc, (EmbedderMismatch, EmbedderUnavailable)):
+        return "The embedding model does not match the index", \
+            f"KB_EMBED_MODEL=<the model that built it> streamlit run app.py   # or re-ingest: {INGEST_COMMAND}"
+    if settings.chroma_host:
+        return "The vector store is unreachable", \
+            (f"chroma run --path {settings.chroma_dir} --host {settings.chroma_host} --port {settings.chroma_port}"
+             "   # or unset KB_CHROMA_HOST to use the embedded store")
+    command = f"KB_DATA_DIR={settings.data_dir} {INGEST_COMMAND}"
+    if not settings.registry_path.exists():
+        return "There is no index yet", command
+    if _indexed_chunks(settings) == 0:
+        return "The index is empty", command
+    return "The index cannot be opened", command
+
+
+def _indexed_chunks(settings: Settings) -> int:
+    """How many chunks the registry lists as indexed (-1 when it cannot be read)."""
+    try:
+        reg = Registry(settings.registry_path, readonly=True)
+        try:
+            return int(reg.query("SELECT COUNT(*) FROM chunks c JOIN versions v ON v.version_id=c.version_id "
+                                 "WHERE v.status='indexed'")[0][0])
+        finally:
+            reg.close()
+    except Exception:  # noqa: BLE001 - a damaged registry is "cannot be opened"
+        return -1
+
+
+def show_problem(title: str, detail: str, command: str) -> None:
+    """One clear notice: what is wrong, the details, the command that fixes it."""
+    st.error(f"**{title}.** {_plain(detail)}", icon=":material/error:")
+    st.markdown("Fix it with:")
+    st.code(command, language="bash")
+
+
+def stop_with(title: str, detail: str, command: str) -> NoReturn:
+    show_problem(title, detail, command)
+    st.stop()
+    raise SystemExit  # pragma: no cover - st.stop() raises
+
+
+def _plain(text: str) -> str:
+    from kb.render import escape_inline
+
+    return escape_inline(text)
+
+
+# -- access ---------------------------------------------------------------------------------------
+def configured_password() -> str | None:
+    """The app password from ``KB_APP_PASSWORD`` or ``st.secrets["app_password"]`` (None: open access)."""
+    env = os.environ.get(PASSWORD_ENV)
+    if env:
+        return env
+    try:
+        value = st.secrets.get(PASSWORD_SECRET)
+    except Exception:  # noqa: BLE001 - no secrets.toml means no password
+        return None
+    return str(value) if value else None
+
+
+def password_matches(given: str, expected: str) -> bool:
+    """Constant-time check; ``expected`` may be the password or ``sha256:<hex digest>`` of it."""
+    if expected.startswith("sha256:"):
+        digest = hashlib.sha256(given.encode("utf-8")).hexdigest()
+        return hmac.compare_digest(digest, expected[7:].strip().lower())
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def require_password() -> None:
+    """Ask for the password when one is configured; stop the page until it is given."""
+    expected = configured_password()
+    if not expected or st.session_state.get("kb_authenticated"):
+        return
+    st.title("Knowledge base")
+    with st.form("kb-login"):
+        given = st.text_input("Password", type="password")
+        ok = st.form_submit_button("Sign in")
+    if ok:
+        if password_matches(given, expected):
+            st.session_state.kb_authenticated = True
+            st.rerun()
+        st.error("Wrong password.")
+    st.stop()
+
+
+def exposed_without_password() -> bool:
+    """True when the server listens beyond loopback and no password is set."""
+    if configured_password():
+        return False
+    address = str(st.get_option("server.address") or "")
+    if not address:
+        return True  # Streamlit listens on every interface by default
+    if address == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return True
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """Call ``fn`` and return its result with the seconds it took."""
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t

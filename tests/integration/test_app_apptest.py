@@ -1,0 +1,199 @@
+"""The Streamlit app through ``streamlit.testing`` (no browser): notices, password, filters, caching."""
+from __future__ import annotations
+
+import hashlib
+import html
+import socket
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import TEST_CACHE
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+SOURCES_PAGE = "pages/1_Sources.py"
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def app_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings the app reads; no password unless a test sets one; answers shown at once."""
+    for name in ("KB_APP_PASSWORD", "KB_CHROMA_HOST", "KB_CHROMA_PORT", "KB_COLLECTION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KB_APP_STREAM_DELAY", "0")
+    monkeypatch.setenv("KB_EMBED_CACHE", str(TEST_CACHE))
+    monkeypatch.setenv("KB_EMBED_THREADS", "2")
+
+
+def use_index(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    monkeypatch.setenv("KB_DATA_DIR", str(data_dir))
+
+
+def start(timeout: float = 180) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [html.unescape(str(e.value)) for e in elements]
+
+
+def ask(at: AppTest, question: str) -> AppTest:
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def last_turn(at: AppTest):
+    return at.session_state["kb_history"][-1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- notices ----------------------------------------------------------------------------------------
+def test_app_without_index_shows_the_ingest_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    use_index(monkeypatch, tmp_path / "nothing-here")
+    at = start()
+    assert any("There is no index yet" in e for e in texts(at.error))
+    assert any("python -m ingest run" in c for c in texts(at.code))
+    assert at.chat_input[0].disabled
+
+
+def test_app_with_empty_index_says_empty_and_how_to_fill_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from kb.registry import Registry
+
+    Registry(tmp_path / "data" / "registry.sqlite").close()  # schema, no documents
+    use_index(monkeypatch, tmp_path / "data")
+    at = start()
+    assert any("The index is empty" in e for e in texts(at.error)), texts(at.error)
+    assert any(f"KB_DATA_DIR={tmp_path / 'data'} python -m ingest run" in c for c in texts(at.code))
+    assert at.chat_input[0].disabled
+
+
+def test_app_with_unreachable_store_names_the_server_and_the_fix(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    from kb.registry import Registry
+
+    Registry(tmp_path / "data" / "registry.sqlite").close()
+    use_index(monkeypatch, tmp_path / "data")
+    port = free_port()
+    monkeypatch.setenv("KB_CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("KB_CHROMA_PORT", str(port))
+    at = start()
+    assert any("The vector store is unreachable" in e and f"127.0.0.1:{port}" in e for e in texts(at.error))
+    assert any(c.startswith("chroma run") and f"--port {port}" in c for c in texts(at.code))
+    assert at.chat_input[0].disabled
+
+
+def test_bad_setting_stops_with_the_variable_to_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    use_index(monkeypatch, tmp_path)
+    monkeypatch.setenv("KB_CHROMA_PORT", "eighty")
+    at = start()
+    assert any("KB_CHROMA_PORT" in e for e in texts(at.error))
+
+
+# -- access -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("configured", ["s3cret-pass", "sha256:" + hashlib.sha256(b"s3cret-pass").hexdigest()])
+def test_password_gate_blocks_until_the_right_password(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                       configured: str) -> None:
+    use_index(monkeypatch, tmp_path)
+    monkeypatch.setenv("KB_APP_PASSWORD", configured)
+    at = start()
+    assert not at.chat_input and at.text_input[0].label == "Password"
+    at.text_input[0].input("wrong")
+    at.button[0].click().run()
+    assert any("Wrong password" in e for e in texts(at.error)) and not at.chat_input
+    at.text_input[0].input("s3cret-pass")
+    at.button[0].click().run()
+    assert at.chat_input, "the chat should open after the right password"
+
+
+def test_no_password_by_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    use_index(monkeypatch, tmp_path)
+    at = start()
+    assert at.chat_input and not at.text_input
+
+
+# -- a real index -----------------------------------------------------------------------------------
+@pytest.fixture
+def indexed(monkeypatch: pytest.MonkeyPatch, shared_index) -> AppTest:
+    use_index(monkeypatch, shared_index.data_dir)
+    return start()
+
+
+QUESTION = "Did Musk testify that xAI used OpenAI models to train Grok?"
+
+
+@pytest.mark.slow
+def test_answer_shows_language_filters_and_verified_cards(indexed: AppTest) -> None:
+    at = ask(indexed, QUESTION)
+    turn = last_turn(at)
+    assert turn.answer.question_language == "en" and not turn.answer.abstained
+    captions = texts(at.caption)
+    assert any("Question in **English (en)**" in c for c in captions)
+    assert any("No filters" in c for c in captions)
+    bodies = [h.proto.body for h in at.get("html")]
+    assert any('class="kb-answer"' in b and 'href="#kb-cite-' in b for b in bodies)
+    cards = [b for b in bodies if 'class="kb-card"' in b]
+    assert len(cards) == len(turn.answer.citations) >= 1
+    assert all('<mark class="kb-quote">' in c and "snapshot sha256" in c for c in cards)
+
+
+@pytest.mark.slow
+def test_sidebar_filters_apply_to_retrieval_and_show_with_the_answer(indexed: AppTest) -> None:
+    at = ask(indexed, QUESTION)
+    unfiltered = last_turn(at)
+    assert {c.language for c in unfiltered.answer.citations} != {"hi"}, "pick a question English sources answer"
+    at.multiselect(key="f_lang").set_value(["hi"]).run()
+    at = ask(at, QUESTION)
+    hindi = last_turn(at)
+    assert hindi.filters == {"language": "hi"}
+    assert hindi.answer.citations and all(c.language == "hi" for c in hindi.answer.citations)
+    assert any("Filters: language: hi" in c for c in texts(at.caption))
+    at.multiselect(key="f_lang").set_value([]).run()
+    at.multiselect(key="f_doctype").set_value(["court"]).run()
+    at = ask(at, "Which court order denied Musk's motion for a preliminary injunction?")
+    court = last_turn(at)
+    assert court.filters == {"doctype": "court"}
+    assert all(c.doctype == "court" for c in court.answer.citations) and court.answer.passages
+    assert all(p.doc_id for p in court.answer.passages)
+
+
+@pytest.mark.slow
+def test_second_question_does_no_loading_work(indexed: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kb.answer
+
+    built = []
+    original = kb.answer.Engine.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    at = ask(indexed, QUESTION)
+    monkeypatch.setattr(kb.answer.Engine, "__init__", counting)
+    from kb.embedding import _MODELS
+    models = dict(_MODELS)
+    at = ask(at, "Which court order denied Musk's motion for a preliminary injunction?")
+    assert not built and dict(_MODELS) == models
+    assert len(at.session_state["kb_history"]) == 2
+
+
+@pytest.mark.slow
+def test_sources_page_lists_documents_sources_and_opens_a_text(indexed: AppTest) -> None:
+    at = indexed.switch_page(SOURCES_PAGE).run()
+    assert not at.exception
+    assert [m.label for m in at.metric][:2] == ["Documents", "Versions"] and int(at.metric[0].value) > 0
+    doc = at.selectbox(key="src-doc")
+    doc.select_index(0).run()
+    assert at.query_params.get("doc")
+    assert at.text and len(at.text[0].value) > 100, "the stored text should be shown"
