@@ -200,7 +200,7 @@ def prepare(item: Item, registry: Registry, settings: Settings) -> Prepared:
     doc_id = doc_id_for(item.location)
     doc = registry.document(doc_id)
     if item.is_file:
-        result = read_file(Path(item.location))
+        result = read_file(Path(item.location), settings)
     else:
         result = fetch_url(item.location, settings, etag=(doc or {}).get("etag"),
                            last_modified=(doc or {}).get("last_modified"))
@@ -439,17 +439,29 @@ def run_ingest(settings: Settings, sources: Sequence[Source], only: Sequence[str
         with ing.registry.transaction() as db:
             db.execute("INSERT INTO runs (run_id, started, sources_file, status) VALUES (?,?,?,?)",
                        (report.run_id, report.started, sources_file, "running"))
-        report.recovered_versions = ing.finish_pending()
-        chosen = [s for s in sources if not only or s.name in only]
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            for src in chosen:
-                rep = ing.run_source(src, pool)
-                report.sources.append(rep)
-                ing.record_source(src, rep, iso(utcnow()))
-        known = {s.name for s in sources}
-        report.removed_sources = [r["name"] for r in ing.registry.sources() if r["name"] not in known]
-        report.finished = iso(utcnow())
         import json
+        try:
+            report.recovered_versions = ing.finish_pending()
+            chosen = [s for s in sources if not only or s.name in only]
+            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+                for src in chosen:
+                    rep = ing.run_source(src, pool)
+                    report.sources.append(rep)
+                    ing.record_source(src, rep, iso(utcnow()))
+            known = {s.name for s in sources}
+            report.removed_sources = [r["name"] for r in ing.registry.sources() if r["name"] not in known]
+            with ing.registry.transaction() as db:
+                db.executemany("UPDATE sources SET removed_at=COALESCE(removed_at, ?) WHERE name=?",
+                               [(iso(utcnow()), name) for name in report.removed_sources])
+        except BaseException as exc:  # a full disk, an unreachable store, kill: leave the run marked
+            try:
+                with ing.registry.transaction() as db:
+                    db.execute("UPDATE runs SET finished=?, status='failed', report=? WHERE run_id=?",
+                               (iso(utcnow()), json.dumps({"error": str(exc) or type(exc).__name__}), report.run_id))
+            except Exception:  # noqa: BLE001 - the registry itself may be what failed
+                log.warning("could not record the failed run %s", report.run_id)
+            raise
+        report.finished = iso(utcnow())
         with ing.registry.transaction() as db:
             db.execute("UPDATE runs SET finished=?, status=?, report=? WHERE run_id=?",
                        (report.finished, "partial" if report.failed else "ok",

@@ -92,6 +92,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         changes["llm"] = env["KB_LLM"]
     if env.get("KB_FETCH_TIMEOUT"):
         changes["fetch_timeout"] = float(env["KB_FETCH_TIMEOUT"])
+    if env.get("KB_MAX_BYTES"):
+        changes["max_bytes"] = int(env["KB_MAX_BYTES"])
     if env.get("KB_FETCH_RETRIES"):
         changes["fetch_retries"] = int(env["KB_FETCH_RETRIES"])
     return replace(s, **changes)  # type: ignore[arg-type]
