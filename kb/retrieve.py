@@ -42,6 +42,10 @@ BM25_WEIGHT = 0.5
 MIN_COVERAGE = 0.25
 #: Token-set Jaccard at or above which two passages count as the same text.
 NEAR_DUPLICATE = 0.8
+#: At most this many passages of one document before passages of other documents (diversity).
+MAX_PER_DOC = 2
+#: Bump when tokenisation or what goes into the BM25 documents changes (invalidates cached indexes).
+BM25_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ class Catalog:
             pos = {v: i for i, v in enumerate(values)}
             return np.array([pos[r[key] or ""] for r in rows], dtype=np.int32), values
 
+        self.url_group = self._url_groups(rows)
         self.language, self.languages = codes("language")
         self.doc_language, self.doc_languages = codes("doc_language")
         self.doctype, self.doctypes = codes("doctype")
@@ -137,6 +142,37 @@ class Catalog:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @staticmethod
+    def _url_groups(rows: list[dict[str, Any]]) -> np.ndarray:
+        """Group id of rows whose *different* documents share one URL (-1 when the URL has one document).
+
+        Two files with the same front-matter URL are two versions of one page that ingest kept as two
+        documents; retrieval treats them as versions (the latest published one by default).
+        """
+        docs_by_url: dict[str, set[str]] = {}
+        for r in rows:
+            if r["url"]:
+                docs_by_url.setdefault(r["url"].rstrip("/"), set()).add(r["doc_id"])
+        ids = {u: i for i, u in enumerate(sorted(u for u, d in docs_by_url.items() if len(d) > 1))}
+        return np.array([ids.get((r["url"] or "").rstrip("/"), -1) for r in rows], dtype=np.int64)
+
+    def _latest_of_groups(self, m: np.ndarray, at: int | None) -> np.ndarray:
+        """Within each URL group keep only the document published last (at or before ``at`` when given)."""
+        if not (self.url_group >= 0).any():
+            return m
+        out = m.copy()
+        for g in np.unique(self.url_group[self.url_group >= 0]):
+            rows = np.where((self.url_group == g) & m)[0]
+            dated = [i for i in rows if self.published_ts[i] and (at is None or self.published_ts[i] <= at)]
+            if not dated:
+                continue
+            best = max(self.published_ts[i] for i in dated)
+            keep_docs = {self.rows[i]["doc_id"] for i in dated if self.published_ts[i] == best}
+            for i in rows:
+                if self.rows[i]["doc_id"] not in keep_docs and (self.published_ts[i] or at is None):
+                    out[i] = False
+        return out
 
     @classmethod
     def load(cls, registry: Registry) -> "Catalog":
@@ -161,9 +197,9 @@ class Catalog:
         """Which chunks the filters allow (the versions valid at ``as_of``, or the current ones)."""
         if f.as_of:
             at = parse_when(f.as_of)
-            m = (self.valid_from <= at) & (self.valid_to > at)
+            m = self._latest_of_groups((self.valid_from <= at) & (self.valid_to > at), at)
         else:
-            m = self.valid_to == FOREVER
+            m = self._latest_of_groups(self.valid_to == FOREVER, None)
         if f.language:
             langs = _split(f.language)
             m &= (np.isin(self.language, [i for i, v in enumerate(self.languages) if v in langs])
@@ -235,7 +271,7 @@ class BM25Index:
         self.catalog = catalog
         ids = [r["chunk_id"] for r in catalog.rows]
         digest = hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:16]
-        self.key = f"g{generation}-{digest}"
+        self.key = f"g{generation}-f{BM25_FORMAT}-{digest}"
         path = cache_dir / self.key if cache_dir else None
         self.model = None
         if path and (path / "ids.json").exists():
@@ -260,7 +296,10 @@ class BM25Index:
     def _build(catalog: Catalog) -> Any:
         import bm25s
 
-        corpus = [tokenize(r["text"], r["language"] or "en") or [""] for r in catalog.rows]
+        # The document title goes with every chunk: "the OpenAI Services Agreement" names the document,
+        # rarely the passage.
+        corpus = [(tokenize(r["title"] or "", r["doc_language"] or "en") + tokenize(r["text"], r["language"] or "en"))
+                  or [""] for r in catalog.rows]
         model = bm25s.BM25(k1=1.2, b=0.75)
         if corpus:
             model.index(corpus, show_progress=False)
@@ -433,7 +472,11 @@ class Retriever:
         return got
 
     def _dedup(self, hits: list[Hit], top_k: int) -> list[Hit]:
-        """Fold near-identical passages into the better-ranked one (``Hit.also``)."""
+        """Fold near-identical passages into the better-ranked one (``Hit.also``); diversify documents.
+
+        A document's third and later passages move behind the other documents' passages, so that one long
+        document cannot fill the whole list.
+        """
         kept: list[Hit] = []
         for h in hits:
             tokens = self.token_set(h.row)
@@ -444,6 +487,13 @@ class Retriever:
             kept.append(h)
             if len(kept) >= top_k * 3:
                 break
+        per_doc: dict[str, int] = {}
+        first, later = [], []
+        for h in kept:
+            doc = self.catalog.rows[h.row]["doc_id"]
+            per_doc[doc] = per_doc.get(doc, 0) + 1
+            (first if per_doc[doc] <= MAX_PER_DOC else later).append(h)
+        kept = first + later
         return kept[:max(top_k, 1)] if top_k else kept
 
     def duplicates_of(self, doc_id: str) -> list[dict[str, str]]:

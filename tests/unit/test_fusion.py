@@ -39,13 +39,13 @@ def test_top_rows_skips_zero_scores() -> None:
 
 
 def _catalog() -> Catalog:
-    base = dict(start=0, end=10, text="t", retrieved="2026-01-01T00:00:00Z", title="T", url="u")
+    base = dict(start=0, end=10, text="t", retrieved="2026-01-01T00:00:00Z", title="T", url="u1")
     rows = [
         dict(base, chunk_id="v1-0000", version_id="v1", doc_id="d1", language="en", doc_language="en",
              valid_from=100, valid_to=200, published="2025-01-02", source="corpus", publisher="xAI (via OTA)", doctype="tos"),
         dict(base, chunk_id="v2-0000", version_id="v2", doc_id="d1", language="en", doc_language="en",
              valid_from=200, valid_to=FOREVER, published="2026-06-26", source="corpus", publisher="xAI (via OTA)", doctype="tos"),
-        dict(base, chunk_id="v3-0000", version_id="v3", doc_id="d2", language="zh", doc_language="en",
+        dict(base, chunk_id="v3-0000", version_id="v3", doc_id="d2", url="u2", language="zh", doc_language="en",
              valid_from=50, valid_to=FOREVER, published="", source="seeds", publisher="TechCrunch", doctype="news"),
     ]
     return Catalog(rows)
@@ -73,3 +73,20 @@ def test_where_mirrors_mask() -> None:
     w = cat.where(Filters(publisher="techcrunch", since="2026-06-26"))
     assert {"publisher": {"$in": ["TechCrunch"]}} in w["$and"]
     assert {"published_ts": {"$gte": _date_ts("2026-06-26")}} in w["$and"]
+
+
+def test_same_url_documents_count_as_versions_latest_published_wins() -> None:
+    """Two files with one front-matter URL (xAI's AUP of 2025 and of 2026) are versions of one page."""
+    base = dict(start=0, end=10, text="t", retrieved="", title="T", url="https://x.ai/aup", language="en",
+                doc_language="en", valid_from=1_790_000_000, valid_to=FOREVER, source="corpus", publisher="xAI",
+                doctype="tos")
+    cat = Catalog([
+        dict(base, chunk_id="a-0000", version_id="a", doc_id="old", published="2025-01-02"),
+        dict(base, chunk_id="b-0000", version_id="b", doc_id="new", published="2026-06-26"),
+        dict(base, chunk_id="c-0000", version_id="c", doc_id="other", published="2024-01-01", url="https://y.ai"),
+    ])
+    assert list(cat.mask(Filters())) == [False, True, True]
+    # at a moment between the two publication dates, the older text is the one in force
+    assert list(cat.mask(Filters(as_of="2025-06-01"))) == [False, False, False]  # index held nothing yet
+    cat.valid_from[:] = 0
+    assert list(cat.mask(Filters(as_of="2025-06-01"))) == [True, False, True]
