@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
 
@@ -47,7 +47,6 @@ class Turn:
     filters: dict[str, str]
     stages: list[str]
     seconds: float
-    exports: dict[str, tuple[bytes, str, str]] = field(default_factory=dict)
 
 
 # -- filters --------------------------------------------------------------------------------------
@@ -101,7 +100,7 @@ def sidebar_footer(engine: Any) -> None:
     if st.session_state.get("kb_history"):
         sb.button("Clear conversation", on_click=lambda: st.session_state.pop("kb_history", None),
                   width="stretch")
-        session_export_button(st.session_state["kb_history"])
+        session_export_button(st.session_state["kb_history"], engine)
     if ui.exposed_without_password():
         sb.warning(f"This server is reachable from other machines and has no password: set {ui.PASSWORD_ENV}.")
 
@@ -218,7 +217,7 @@ def render_card(turn: Turn, card: Card) -> None:
                                    "end": str(c.end)})
 
 
-def render_turn(turn: Turn, stream: bool = False) -> None:
+def render_turn(turn: Turn, engine: Any, stream: bool = False) -> None:
     """An answer with its header, text, citation cards and downloads."""
     render_turn_header(turn)
     render_answer_text(turn, stream)
@@ -226,61 +225,63 @@ def render_turn(turn: Turn, stream: bool = False) -> None:
         st.markdown("**Sources**")
         for card in turn.cards:
             render_card(turn, card)
-    answer_export_buttons(turn)
+    answer_export_buttons(turn, engine)
     with st.container(key=f"kb-done-{turn.id}"):
         st.caption(f"Answered in {turn.seconds:.2f} s")
 
 
-def render_history(history: list[Turn]) -> None:
+def render_history(history: list[Turn], engine: Any) -> None:
     for turn in history:
         render_question(turn.question)
         with st.chat_message("assistant"):
             with st.status(_status_label(turn.answer, turn.seconds), state="complete", expanded=False):
                 for line in turn.stages:
                     st.write(line)
-            render_turn(turn)
+            render_turn(turn, engine)
 
 
-# -- exports (kb.export, when installed) ------------------------------------------------------------
+# -- exports (kb.export) ----------------------------------------------------------------------------
+EXPORT_FORMATS = ("md", "docx", "pdf", "json")
+
+
 def _exporter() -> Any:
+    """``kb.export`` when it is installed (the buttons are hidden otherwise)."""
     try:
         from kb import export
     except ImportError:
         return None
-    return export if hasattr(export, "export_bytes") else None
+    return export if hasattr(export, "export_answers") else None
 
 
-def answer_export_buttons(turn: Turn) -> None:
+def _export_data(engine: Any, items: list[tuple[str, Answer]], fmt: str) -> Callable[[], bytes]:
+    """A deferred export: rendered (and every quote re-verified) only when the button is clicked."""
     export = _exporter()
-    if export is None or turn.answer.abstained:
-        return
-    cols = st.columns(4)
-    for col, fmt in zip(cols, ("md", "docx", "pdf", "json")):
-        data, mime, name = _export(export, [(turn.question, turn.answer)], fmt, f"answer-{turn.id}")
-        if data is not None:
-            col.download_button(fmt.upper(), data, file_name=name, mime=mime, key=f"dl-{turn.id}-{fmt}",
-                                on_click="ignore", width="stretch")
+    return lambda: export.export_answers(items, fmt, engine.settings, registry=engine.registry)
 
 
-def session_export_button(history: list[Turn]) -> None:
+def answer_export_buttons(turn: Turn, engine: Any) -> None:
     export = _exporter()
-    if export is None:
+    if export is None or engine is None or turn.answer.abstained:
         return
-    fmt = st.sidebar.selectbox("Download the conversation as", ("md", "docx", "pdf", "json"), key="kb-export-fmt")
-    data, mime, name = _export(export, [(t.question, t.answer) for t in history], fmt, "conversation")
-    if data is not None:
-        st.sidebar.download_button(f"Download ({fmt})", data, file_name=name, mime=mime, on_click="ignore",
-                                   width="stretch")
+    with st.container(horizontal=True, gap="small"):
+        for fmt in EXPORT_FORMATS:
+            st.download_button(fmt.upper(), _export_data(engine, [(turn.question, turn.answer)], fmt),
+                               file_name=f"answer-{turn.id}.{fmt}", mime=export.MEDIA_TYPES.get(fmt),
+                               key=f"dl-{turn.id}-{fmt}", on_click="ignore", icon=":material/download:",
+                               help=f"Download this answer with its sources as {fmt.upper()}")
 
 
-def _export(export: Any, items: list[tuple[str, Answer]], fmt: str, stem: str) -> tuple[bytes | None, str, str]:
-    mimes = {"md": "text/markdown", "json": "application/json", "pdf": "application/pdf",
-             "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
-    try:
-        data = export.export_bytes(items, fmt)
-    except Exception:  # noqa: BLE001 - an export failure must not break the chat
-        return None, "", ""
-    return data, mimes[fmt], f"{stem}.{fmt}"
+def session_export_button(history: list[Turn], engine: Any) -> None:
+    export = _exporter()
+    answered = [(t.question, t.answer) for t in history if not t.answer.abstained]
+    if export is None or engine is None or not answered:
+        return
+    sb = st.sidebar
+    fmt = sb.selectbox("Download the conversation as", EXPORT_FORMATS, key="kb-export-fmt",
+                       format_func=str.upper)
+    sb.download_button(f"Download {len(answered)} answer(s) ({fmt.upper()})", _export_data(engine, answered, fmt),
+                       file_name=f"conversation.{fmt}", mime=export.MEDIA_TYPES.get(fmt), on_click="ignore",
+                       icon=":material/download:", width="stretch", key="dl-session")
 
 
 # -- page -----------------------------------------------------------------------------------------
@@ -290,7 +291,6 @@ def chat_page() -> None:
     settings = ui.settings_or_stop()
     engine, problem = ui.engine_or_none(settings)
     filters = sidebar_filters(engine)
-    sidebar_footer(engine)
     st.title("Ask the knowledge base")
     st.caption("Terms of service, court filings and news coverage — every claim quotes its source.")
     ready = False
@@ -303,10 +303,11 @@ def chat_page() -> None:
     else:
         ready = True
     history: list[Turn] = st.session_state.setdefault("kb_history", [])
-    render_history(history)
+    render_history(history, engine)
     question = st.chat_input("Ask in any language…", disabled=not ready, max_chars=2000)
     if question and ready and question.strip():
         ask(engine, question.strip(), filters, history)
+    sidebar_footer(engine)  # last, so the conversation download includes the answer just given
 
 
 def ask(engine: Any, question: str, filters: Any, history: list[Turn]) -> None:
@@ -328,7 +329,7 @@ def ask(engine: Any, question: str, filters: Any, history: list[Turn]) -> None:
             status.update(label="The question could not be answered", state="error")
             st.error(render.escape_inline(str(exc)))
             return
-        render_turn(turn, stream=True)
+        render_turn(turn, engine, stream=True)
     history.append(turn)
 
 

@@ -11,7 +11,7 @@ import ipaddress
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 import streamlit as st
 
@@ -181,9 +181,3 @@ def exposed_without_password() -> bool:
     except ValueError:
         return True
 
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    """Call ``fn`` and return its result with the seconds it took."""
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
