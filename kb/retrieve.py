@@ -42,8 +42,10 @@ BM25_WEIGHT = 0.5
 MIN_COVERAGE = 0.25
 #: Token-set Jaccard at or above which two passages count as the same text.
 NEAR_DUPLICATE = 0.8
-#: At most this many passages of one document before passages of other documents (diversity).
+#: Diversity: a document's passages after the first MAX_PER_DOC have their fused score multiplied
+#: by DIVERSITY_DECAY per extra passage, so one long document does not fill the list unless it is far ahead.
 MAX_PER_DOC = 2
+DIVERSITY_DECAY = 0.8
 #: Bump when tokenisation or what goes into the BM25 documents changes (invalidates cached indexes).
 BM25_FORMAT = 2
 
@@ -474,8 +476,8 @@ class Retriever:
     def _dedup(self, hits: list[Hit], top_k: int) -> list[Hit]:
         """Fold near-identical passages into the better-ranked one (``Hit.also``); diversify documents.
 
-        A document's third and later passages move behind the other documents' passages, so that one long
-        document cannot fill the whole list.
+        A document's third and later passages lose some of their score (``DIVERSITY_DECAY``), so that one
+        long document cannot fill the whole list unless it is clearly ahead.
         """
         kept: list[Hit] = []
         for h in hits:
@@ -488,12 +490,12 @@ class Retriever:
             if len(kept) >= top_k * 3:
                 break
         per_doc: dict[str, int] = {}
-        first, later = [], []
         for h in kept:
             doc = self.catalog.rows[h.row]["doc_id"]
             per_doc[doc] = per_doc.get(doc, 0) + 1
-            (first if per_doc[doc] <= MAX_PER_DOC else later).append(h)
-        kept = first + later
+            if per_doc[doc] > MAX_PER_DOC:
+                h.fused *= DIVERSITY_DECAY ** (per_doc[doc] - MAX_PER_DOC)
+        kept.sort(key=lambda h: -h.fused)
         return kept[:max(top_k, 1)] if top_k else kept
 
     def duplicates_of(self, doc_id: str) -> list[dict[str, str]]:
