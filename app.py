@@ -15,7 +15,7 @@ from typing import Any, Callable
 import streamlit as st
 
 from kb import render, ui
-from kb.catalog import FilterOptions, filter_options, index_counts, version_provenance
+from kb.catalog import FilterOptions, filter_options, index_counts, publisher_filter, version_provenance
 from kb.errors import KBError, StoreUnavailable
 from kb.models import Answer, Citation
 
@@ -84,7 +84,7 @@ def sidebar_filters(engine: Any) -> Any:
                           help="Answer from the versions the index held on that day; empty means the latest")
     sb.button("Clear filters", on_click=_clear_filters, width="stretch")
     return Filters(language=",".join(langs) or None, doctype=",".join(doctypes) or None,
-                   source=",".join(sources) or None, publisher=",".join(publishers) or None,
+                   source=",".join(sources) or None, publisher=publisher_filter(publishers),
                    since=since.isoformat() if since else None, until=until.isoformat() if until else None,
                    as_of=as_of.isoformat() if as_of else None)
 

@@ -46,6 +46,7 @@ class DocumentEntry:
     last_retrieved: str
     chunks: int
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    same_url: list[str] = field(default_factory=list)  # other documents at this URL (versions to retrieval)
 
 
 @dataclass
@@ -141,7 +142,24 @@ def list_documents(registry: Registry) -> list[DocumentEntry]:
         canonical = by_id.get(d["duplicate_of"])
         if canonical is not None:
             canonical.duplicates.append(entry)
+    by_url: dict[str, list[str]] = {}
+    for e in by_id.values():
+        if e.url:
+            by_url.setdefault(e.url.rstrip("/"), []).append(e.doc_id)
+    for e in by_id.values():
+        e.same_url = [d for d in by_url.get(e.url.rstrip("/"), []) if d != e.doc_id]
     return sorted(by_id.values(), key=lambda e: (e.source, (e.title or e.url).casefold()))
+
+
+def publisher_filter(selected: list[str]) -> str | None:
+    """A ``Filters.publisher`` value for exact publisher names.
+
+    ``Filters.publisher`` is comma-separated and matches substrings, so a name such as
+    "U.S. District Court, N.D. Cal. (Judge …)" is reduced to its longest comma-free piece, which
+    still matches it and fewer others than its first piece would.
+    """
+    pieces = [max((p.strip() for p in name.split(",")), key=len) for name in selected if name.strip()]
+    return ",".join(dict.fromkeys(p for p in pieces if p)) or None
 
 
 def document_versions(registry: Registry, doc_id: str) -> list[VersionRow]:

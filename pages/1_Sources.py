@@ -61,10 +61,12 @@ def show_documents(docs: list[DocumentEntry]) -> None:
     rows = [{"title": d.title or d.url, "publisher": d.publisher, "language": d.language, "type": d.doctype,
              "versions": d.versions, "duplicates": len(d.duplicates),
              "also published by": "; ".join(x["publisher"] or x["url"] for x in d.duplicates),
+             "same URL as": len(d.same_url),
              "source": d.source, "published": d.published, "last retrieved": d.last_retrieved,
              "passages": d.chunks} for d in shown]
-    st.caption(f"{len(shown)} of {len(docs)} documents; syndicated copies are folded under their canonical "
-               "document (column *duplicates*).")
+    st.caption(f"{len(shown)} of {len(docs)} documents. Syndicated copies are folded under their canonical "
+               "document (column *duplicates*); documents sharing one URL (*same URL as*) are answered from as "
+               "versions of one page, the latest published first.")
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
@@ -109,6 +111,13 @@ def show_document(reg, doc_id: str) -> None:
         for d in dups:
             st.markdown(f"- {render.link(d['publisher'] or d['title'] or d['url'], d['url'])} "
                         f"({render.escape_inline(d['duplicate_kind'] or 'copy')})")
+    same = reg.query("SELECT doc_id, title, published FROM documents WHERE duplicate_of IS NULL AND doc_id != ? "
+                     "AND rtrim(url, '/') = rtrim(?, '/') ORDER BY published", (doc_id, doc["url"] or "\u0000"))
+    if same:
+        st.markdown("**Other documents at this URL** (answered from as versions of one page):")
+        for d in same:
+            st.markdown(f"- {render.escape_inline(d['title'] or d['doc_id'])} · published "
+                        f"{render.escape_inline(d['published'] or 'unknown')}")
     versions = document_versions(reg, doc_id)
     if not versions:
         st.info("No stored version.")

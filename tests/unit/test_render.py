@@ -125,3 +125,11 @@ def test_filters_summary_names_active_filters() -> None:
 def test_language_label() -> None:
     assert render.language_label("hi") == "Hindi · हिन्दी (hi)"
     assert render.language_label("xx") == "xx"
+
+
+def test_publisher_filter_keeps_names_with_commas_specific() -> None:
+    from kb.catalog import publisher_filter
+
+    assert publisher_filter([]) is None
+    assert publisher_filter(["Meta", "U.S. District Court, N.D. Cal. (Judge Yvonne Gonzalez Rogers)"]) == \
+        "Meta,N.D. Cal. (Judge Yvonne Gonzalez Rogers)"
