@@ -1,0 +1,90 @@
+"""Markdown export: questions, answers with ``[n]`` markers, verbatim quotes with pinpoints, bibliography.
+
+Quotes are written byte for byte as stored (one ``> `` block-quote prefix per line, nothing escaped),
+so a reader or a script can find them in the source text exactly.
+"""
+from __future__ import annotations
+
+from kb.export.model import CitedQuote, CitedSummary, SourceEntry, language_name
+
+DOCTYPES = {"news": "news article", "tos": "terms of service / policy", "court": "court document",
+            "blog": "blog post", "other": "document"}
+
+
+def doctype_name(doctype: str) -> str:
+    return DOCTYPES.get(doctype, doctype or "document")
+
+
+def _one_line(text: str) -> str:
+    return " ".join((text or "").split())
+
+
+def _blockquote(text: str) -> list[str]:
+    return [f"> {line}" if line else ">" for line in text.split("\n")]
+
+
+def quote_facts(q: CitedQuote) -> list[str]:
+    """The lines under a quote: position, language, verification, syndication (shared with other formats)."""
+    c = q.citation
+    facts = [f"Position: {q.pinpoint.label()}; characters {c.start}–{c.end} of version {c.version_id}",
+             q.language_note(),
+             f"Verified at export: snapshot SHA-256 {q.source.snapshot_sha} re-hashed; quote equals the stored text"]
+    if c.also_reported_by:
+        others = "; ".join(f"{a.get('publisher') or a.get('title') or ''} {a.get('url', '')}".strip()
+                           for a in c.also_reported_by)
+        facts.append(f"Also reported by: {others}")
+    return facts
+
+
+def source_facts(s: SourceEntry) -> list[tuple[str, str]]:
+    """Labelled bibliography fields (shared with other formats)."""
+    rows = [("Title", s.title), ("Publisher", s.publisher or "unknown"), ("Author", s.author or "not stated"),
+            ("Published", s.published or "not stated")]
+    if s.effective_date and s.effective_date != s.published:
+        rows.append(("Date stated in the document", s.effective_date))
+    rows += [("Document type", doctype_name(s.doctype)), ("Language", language_name(s.language)),
+             ("URL", s.url), ("Retrieved", s.retrieved), ("Snapshot SHA-256", s.snapshot_sha),
+             ("Version", f"{s.version_label}; id {s.version_id}; valid from {s.valid_from}"
+                         + (f" to {s.valid_to}" if s.valid_to else "")),
+             ("Document id", s.doc_id)]
+    return rows
+
+
+def citation_heading(q: CitedQuote, extra: str = "") -> str:
+    """``[2] OpenAI Services Agreement, §3.3(e), para. 13 (source S1)``."""
+    return f"[{q.n}] {q.citation.title or q.source.title}, {q.pinpoint.label()} (source S{q.source.ref}{extra})"
+
+
+def render_markdown(summary: CitedSummary) -> bytes:
+    """The summary as UTF-8 Markdown."""
+    m = summary.meta
+    out = ["# Cited summary", "",
+           f"- Generated: {m.created}",
+           f"- Index: {m.index_label()}",
+           f"- Questions: {len(summary.entries)}; quotes: {summary.quote_count}; sources: {len(summary.sources)}",
+           ""]
+    for i, e in enumerate(summary.entries, start=1):
+        a = e.answer
+        out += [f"## Question {i}", "",
+                f"**Question**, in {language_name(a.question_language)}: {_one_line(e.question)}", ""]
+        if a.abstained:
+            out += [f"**No answer**, in {language_name(a.answer_language)}: {_one_line(a.answer)}", ""]
+        else:
+            out += [f"**Answer**, in {language_name(a.answer_language)}: {_one_line(a.answer)}", ""]
+        if e.quotes:
+            out += [f"### Citations for question {i}", ""]
+        for q in e.quotes:
+            out += [f"**{citation_heading(q)}**", ""]
+            out += _blockquote(q.quote)
+            out.append("")
+            out += [f"- {fact}" for fact in quote_facts(q)]
+            out.append("")
+    out += ["## Bibliography", ""]
+    if not summary.sources:
+        out += ["No source is quoted.", ""]
+    for s in summary.sources:
+        out += [f"**[S{s.ref}]** {s.title}", ""]
+        out += [f"- {label}: {value}" for label, value in source_facts(s)[1:]]
+        out.append("")
+    out += ["---", "", f"*{summary.footer()}*", ""]
+    return "\n".join(out).encode("utf-8")
