@@ -154,3 +154,60 @@ def test_cli_eval_on_dev_questions(shared_index, shared_dir) -> None:
     assert m["hit@5"] >= 0.85
     assert m["false_abstention"] <= 0.15
     assert m["correct_abstention"] >= 0.5
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory, shared_dir):
+    """A tiny index: one article, a syndicated copy of it, and a page that changes between two runs."""
+    from ingest.pipeline import run_ingest
+    from ingest.sources import load_sources
+    from tests.conftest import make_settings
+
+    root = tmp_path_factory.mktemp("small-index")
+    folder = root / "docs"
+    folder.mkdir()
+    article = (shared_dir / "seeds" / "seed-summary-1.txt").read_text(encoding="utf-8")
+    (folder / "original.txt").write_text(article, encoding="utf-8")
+    (folder / "syndicated-copy.txt").write_text(article, encoding="utf-8")
+    policy = folder / "policy.md"
+    policy.write_text("# Example policy\n\nCustomers may share outputs with anyone for any purpose whatsoever.\n",
+                      encoding="utf-8")
+    src = root / "sources.yaml"
+    src.write_text(f"sources:\n  - name: docs\n    path: {folder}\n    doctype: news\n", encoding="utf-8")
+    settings = make_settings(root / "data")
+    run_ingest(settings, load_sources(src), progress=False)
+    time.sleep(1.1)  # the second version starts at a later second
+    policy.write_text("# Example policy\n\nCustomers must never use outputs to train competing models.\n",
+                      encoding="utf-8")
+    run_ingest(settings, load_sources(src), progress=False)
+    eng = Engine(settings)
+    yield eng
+    eng.close()
+
+
+def test_syndicated_copy_is_named_also_reported_by_not_cited_twice(small_index) -> None:
+    ans = small_index.ask("In which courtroom did Elon Musk confirm that xAI used OpenAI's models to train Grok?")
+    assert not ans.abstained, ans.answer
+    docs = {c.doc_id for c in ans.citations}
+    assert len(docs) == 1, "the copy is never cited next to the original"
+    also = [a["url"] for c in ans.citations for a in c.also_reported_by]
+    assert any(u.endswith(("syndicated-copy.txt", "original.txt")) for u in also), ans.citations
+    assert_verified(small_index, ans)
+
+
+def test_as_of_answers_from_the_version_held_then(small_index) -> None:
+    reg = small_index.registry
+    doc = next(d for d in reg.documents() if d["location"].endswith("policy.md"))
+    old, new = reg.versions(doc["doc_id"])
+    q = "What may customers do with outputs under the example policy?"
+    latest = small_index.ask(q, top_k=3)
+    assert all(p.version_id != old.version_id for p in latest.passages)
+    from kb.registry import iso
+    from datetime import datetime, timezone
+
+    then = iso(datetime.fromtimestamp(old.valid_from, tz=timezone.utc))
+    earlier = small_index.ask(q, filters=Filters(as_of=then), top_k=3)
+    ids = {p.version_id for p in earlier.passages}
+    assert old.version_id in ids and new.version_id not in ids
+    assert all(c.version_id != new.version_id for c in earlier.citations)
+    assert_verified(small_index, earlier)
