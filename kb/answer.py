@@ -92,12 +92,14 @@ def candidate_spans(text: str, start: int, end: int, window: int = 1500,
     """Sentence spans of ``text`` that overlap ``[start, end)``, completed beyond it and trimmed of markup."""
     ws, we = max(0, start - window), min(len(text), end + window)
     out: list[tuple[int, int]] = []
-    spans = merge_wrapped_lines(text, sentence_spans(text, ws, we))
+    spans = attach_headings(text, merge_wrapped_lines(text, sentence_spans(text, ws, we)))
     for i, (s, e) in enumerate(spans):
         if e <= start or s >= end:
             continue
         if (i == 0 and ws > 0) or (i == len(spans) - 1 and we < len(text)):
             continue  # cut by the window, not by punctuation
+        if _is_heading(text[s:e]):
+            continue  # quoted with the sentence it introduces
         for ps, pe in _split_long_span(text, s, e, max_chars):
             ps, pe = _trim(text, ps, pe)
             if pe > ps and len(_LETTER.findall(text[ps:pe])) >= MIN_QUOTE_LETTERS:
@@ -121,6 +123,42 @@ def merge_wrapped_lines(text: str, spans: list[tuple[int, int]]) -> list[tuple[i
                 out[-1] = (ps, e)
                 continue
         out.append((s, e))
+    return out
+
+
+_SECTION = re.compile(r"^[\W_]*(\(?[A-Za-z]?\d+(\.\d+)*[.)]?|[A-Z]\.\d+(\.\d+)*\.?|[IVX]+\.|\([a-z]\))(\s|$)")
+
+
+_CONNECTORS = {"of", "and", "to", "the", "for", "in", "on", "a", "an", "or", "with", "by"}
+
+
+def _is_heading(piece: str) -> bool:
+    """A section number and/or a short Title Case title ("3.3.", "Restrictions.", "D.4. Use Restrictions.")."""
+    piece = piece.strip(" *#_")
+    if len(piece) > 40:
+        return False
+    if _SECTION.match(piece):
+        return True
+    words = piece.rstrip(".:").split()
+    return 0 < len(words) <= 4 and piece.endswith((".", ":")) and all(
+        w[:1].isupper() or w in _CONNECTORS for w in words)
+
+
+def attach_headings(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Prefix a sentence with the section number and title just before it ("3.3. Restrictions. Customer ...").
+
+    A question about *which section* says something needs the heading in the quote, and the chunker
+    or the sentence splitter may have cut it off. The span stays a verbatim slice.
+    """
+    out: list[tuple[int, int]] = []
+    for i, (s, e) in enumerate(spans):
+        start = s
+        j = i - 1
+        while j >= 0 and i - j <= 2 and _is_heading(text[spans[j][0]:spans[j][1]]) \
+                and "\n\n" not in text[spans[j][1]:start].replace(" ", "")[:4] and not _is_heading(text[s:e]):
+            start = spans[j][0]
+            j -= 1
+        out.append((start, e))
     return out
 
 

@@ -115,3 +115,19 @@ def test_question_language_short_questions() -> None:
     assert question_language("Who is Musk?") == "en"
     assert question_language("¿Qué es xAI?") == "es"
     assert question_language("xAIとは？") == "ja"
+
+
+def test_candidate_spans_keep_the_section_heading_with_its_first_sentence() -> None:
+    text = ("2\\. Provision.\n\n*   3.3. Restrictions. Customer will not, and will not permit End Users to: "
+            "(a) break laws; (b) do other bad things.\n*   3.4. Suspension. OpenAI may suspend access.")
+    quotes = [text[s:e] for s, e in candidate_spans(text, text.index("Customer"), len(text))]
+    assert quotes[0].startswith("3.3. Restrictions. Customer will not")
+    assert "3.4. Suspension. OpenAI may suspend access." in quotes
+    assert "Restrictions." not in quotes
+
+
+def test_candidate_spans_rejoin_hard_wrapped_lines() -> None:
+    text = ("If, on the release date, the \nmonthly active users of the products \nis greater than 700 million "
+            "monthly active users, you must request a license.\n\nNext paragraph starts here again.")
+    quotes = [text[s:e] for s, e in candidate_spans(text, 0, len(text))]
+    assert quotes[0].startswith("If, on the release date") and quotes[0].endswith("request a license.")
