@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 #: How many of the best passages sentences are taken from.
 ANSWER_PASSAGES = 5
 #: How many sentences (pre-ranked lexically) get a dense similarity.
-DENSE_SENTENCES = 16
+DENSE_SENTENCES = 12
 #: At most this many quotes in one answer; further quotes must score within this margin of the best one.
 MAX_QUOTES = 3
 FOLLOW_MARGIN = 0.08
@@ -416,9 +416,9 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
     if not cands:
         return []
     # Dense similarity for the lexically most promising sentences and every sentence of the top passage.
-    prelim = sorted(cands, key=lambda c: -(c.lex + 0.15 / (1 + c.rank)))
+    prelim = sorted(cands, key=lambda c: -(c.lex * ret.coverage + 0.15 / (1 + c.rank)))
     todo = prelim[:DENSE_SENTENCES]
-    todo += [c for c in cands if c.rank == 0 and c not in todo][:8]
+    todo += [c for c in cands if c.rank == 0 and c not in todo][:6]
     if ret.query_vector is not None and todo:
         vecs = engine.embedder.embed_passages([c.text for c in todo])
         q = np.asarray(ret.query_vector, dtype=np.float32)
