@@ -46,6 +46,8 @@ NEAR_DUPLICATE = 0.8
 #: by DIVERSITY_DECAY per extra passage, so one long document does not fill the list unless it is far ahead.
 MAX_PER_DOC = 2
 DIVERSITY_DECAY = 0.8
+#: How often a long-lived retriever (the app) checks whether ingest changed the index.
+REFRESH_SECONDS = 5.0
 #: Bump when tokenisation or what goes into the BM25 documents changes (invalidates cached indexes).
 BM25_FORMAT = 2
 
@@ -348,12 +350,20 @@ class Retriever:
         self._bm25: BM25Index | None = None
         self._loaded_generation: tuple[int, int] | None = None
         self._token_sets: dict[int, set[str]] = {}
+        self._checked = 0.0
 
     # -- lazy state ---------------------------------------------------------------------------
     def _state_key(self) -> tuple[int, int]:
         n = self.registry.query("SELECT COUNT(*) FROM chunks c JOIN versions v ON v.version_id=c.version_id "
                                 "WHERE v.status='indexed'")[0][0]
         return self.registry.generation(), int(n)
+
+    def refresh(self) -> None:
+        """Reload when ingest changed the index since the last look (checked at most every few seconds)."""
+        now = time.monotonic()
+        if self._catalog is None or now - self._checked >= REFRESH_SECONDS:
+            self._checked = now
+            self.load()
 
     def load(self, force: bool = False) -> None:
         """Load (or reload when the index changed) the catalogue and the BM25 index."""
