@@ -5,6 +5,7 @@ always rendered through ``kb.render`` (escaped), never as HTML or live Markdown.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -21,8 +22,9 @@ from kb.models import Answer, Citation
 
 st.set_page_config(page_title="Knowledge base", page_icon="⚖️", layout="centered")
 
+log = logging.getLogger("kb.app")
 #: Pause between streamed pieces of an answer (seconds); 0 shows it at once.
-STREAM_DELAY = float(os.environ.get("KB_APP_STREAM_DELAY", "0.015"))
+STREAM_DELAY = float(os.environ.get("KB_APP_STREAM_DELAY", "0.03"))
 SOURCES_PAGE = "pages/1_Sources.py"
 FILTER_KEYS = ("f_lang", "f_doctype", "f_source", "f_publisher", "f_since", "f_until", "f_asof")
 
@@ -328,6 +330,18 @@ def ask(engine: Any, question: str, filters: Any, history: list[Turn]) -> None:
         except (KBError, ValueError) as exc:
             status.update(label="The question could not be answered", state="error")
             st.error(render.escape_inline(str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - the edge: log the traceback, tell the user what to do
+            log.exception("answering %r failed", question[:80])
+            status.update(label="The question could not be answered", state="error")
+            if not ui.store_reachable(engine):
+                ui.forget_engine()
+                title, command = ui.fix_for(exc, engine.settings)
+                ui.show_problem(title, f"{type(exc).__name__}: {exc}", command)
+            else:
+                st.error(f"Answering failed ({render.escape_inline(type(exc).__name__)}: "
+                         f"{render.escape_inline(str(exc)[:300])}). Ask again; if it persists, the server log has "
+                         "the details.")
             return
         render_turn(turn, engine, stream=True)
     history.append(turn)

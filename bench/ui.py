@@ -3,7 +3,8 @@
     python bench/ui.py --data-dir data [--sessions 10] [--questions 3] [--json]
     python bench/ui.py --url http://127.0.0.1:8501        # an app that is already running
 
-Each session is its own browser context (its own Streamlit session). All sessions open the page
+Each session is its own browser context (its own Streamlit session; ``--shared-cache`` makes them pages
+of one context, still separate sessions, whose HTTP cache is warm as for returning users). All sessions open the page
 together; once every one is ready they all start asking, each its questions one after another, as a
 journalist would. "Time to full answer" runs from pressing
 Enter to the moment the answer, its citation cards and its timing line are all on the page (what the
@@ -106,22 +107,23 @@ async def ask(page, question: str, timeout_ms: float) -> tuple[float, float | No
     return seconds, server
 
 
-async def open_app(browser, url: str, timeout_ms: float):
-    context = await browser.new_context(viewport={"width": 1200, "height": 900})
+async def open_app(browser, url: str, timeout_ms: float, shared=None):
+    """A new page in its own browser context (cold cache), or in ``shared`` (warm cache); a new session either way."""
+    context = shared or await browser.new_context(viewport={"width": 1200, "height": 900})
     page = await context.new_page()
     t = time.perf_counter()
-    await page.goto(url)
+    await page.goto(url, timeout=timeout_ms)
     await page.wait_for_selector('[data-testid="stChatInput"] textarea:not([disabled])', timeout=timeout_ms)
-    return context, page, time.perf_counter() - t
+    return (page if shared else context), page, time.perf_counter() - t
 
 
 async def run_session(browser, url: str, index: int, n_questions: int, timeout_ms: float,
-                      ready: asyncio.Barrier) -> SessionResult:
+                      ready: asyncio.Barrier, shared=None) -> SessionResult:
     res = SessionResult(index)
     context = None
     try:
         try:
-            context, page, res.load_seconds = await open_app(browser, url, timeout_ms)
+            context, page, res.load_seconds = await open_app(browser, url, timeout_ms, shared)
         finally:
             await ready.wait()  # every session is open (or failed to open) before anyone asks
         for k in range(n_questions):
@@ -141,19 +143,21 @@ async def run_session(browser, url: str, index: int, n_questions: int, timeout_m
     return res
 
 
-async def bench(url: str, sessions: int, questions: int, chromium: str, timeout_s: float) -> dict:
+async def bench(url: str, sessions: int, questions: int, chromium: str, timeout_s: float,
+                shared_cache: bool = False) -> dict:
     from playwright.async_api import async_playwright
 
     timeout_ms = timeout_s * 1000
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            context, page, load = await open_app(browser, url, timeout_ms)
+            shared = await browser.new_context(viewport={"width": 1200, "height": 900}) if shared_cache else None
+            context, page, load = await open_app(browser, url, timeout_ms, shared)
             cold, _ = await ask(page, QUESTIONS[0], timeout_ms)
             await context.close()
             ready = asyncio.Barrier(sessions)
             t = time.perf_counter()
-            results = await asyncio.gather(*(run_session(browser, url, i, questions, timeout_ms, ready)
+            results = await asyncio.gather(*(run_session(browser, url, i, questions, timeout_ms, ready, shared)
                                              for i in range(sessions)))
             wall = time.perf_counter() - t
         finally:
@@ -167,7 +171,7 @@ async def bench(url: str, sessions: int, questions: int, chromium: str, timeout_
         return None if x is None else round(x, 3)
 
     return {
-        "url": url, "sessions": sessions, "questions_per_session": questions, "cpu_count": os.cpu_count(),
+        "url": url, "sessions": sessions, "browser_cache": "shared, warm" if shared_cache else "cold, per session", "questions_per_session": questions, "cpu_count": os.cpu_count(),
         "asked": sessions * questions, "answered": len(answers), "failed": len(failures), "failures": failures,
         "wall_seconds": rnd(wall), "warmup_page_load_seconds": rnd(load), "cold_first_answer_seconds": rnd(cold),
         "time_to_full_answer": {"p50": rnd(percentile(answers, 50)), "p95": rnd(percentile(answers, 95)),
@@ -184,7 +188,8 @@ def format_report(r: dict) -> str:
     t, s, pl = r["time_to_full_answer"], r["server_answer_seconds"], r["page_load_seconds"]
     lines = [
         f"{r['sessions']} concurrent browser sessions x {r['questions_per_session']} questions "
-        f"({r['cpu_count']} CPUs): {r['answered']}/{r['asked']} answered, {r['failed']} failed, "
+        f"({r['cpu_count']} CPUs, browser cache {r['browser_cache']}): {r['answered']}/{r['asked']} answered, "
+        f"{r['failed']} failed, "
         f"wall {r['wall_seconds']} s",
         f"time to full answer (browser): p50 {t['p50']} s  p95 {t['p95']} s  max {t['max']} s  mean {t['mean']} s",
         f"server time per answer:        p50 {s['p50']} s  p95 {s['p95']} s  max {s['max']} s",
@@ -205,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--questions", type=int, default=3, help="questions per session, asked one after another")
     ap.add_argument("--chromium", default=os.environ.get("KB_CHROMIUM", "/usr/bin/chromium"))
     ap.add_argument("--timeout", type=float, default=180, help="seconds to wait for one answer")
+    ap.add_argument("--shared-cache", action="store_true",
+                    help="open the sessions as pages of one browser context (warm HTTP cache, as for returning "
+                         "users) instead of one context each (cold cache: every page downloads the app's scripts)")
     ap.add_argument("--json", action="store_true", help="print the full report as JSON")
     args = ap.parse_args(argv)
     if not Path(args.chromium).exists():
@@ -221,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         proc, url = start_app(args.data_dir, log)
         print(f"started {url} (log {log})", file=sys.stderr)
     try:
-        report = asyncio.run(bench(url, args.sessions, args.questions, args.chromium, args.timeout))
+        report = asyncio.run(bench(url, args.sessions, args.questions, args.chromium, args.timeout,
+                                   args.shared_cache))
     finally:
         if proc is not None:
             proc.terminate()

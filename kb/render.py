@@ -253,10 +253,11 @@ def answer_html(answer: str, quotes: Sequence[tuple[int, str]], answer_id: str) 
 
 
 def answer_html_steps(answer: str, quotes: Sequence[tuple[int, str]], answer_id: str,
-                      words: int = 6) -> list[str]:
-    """Growing, complete HTML prefixes of the answer (``words`` more each step) for progressive display."""
+                      steps: int = 8) -> list[str]:
+    """At most ``steps`` growing, complete HTML prefixes of the answer, for progressive display."""
     tokens = _answer_tokens(answer, quotes, answer_id)
-    cuts = list(range(words, len(tokens), words)) + [len(tokens)]
+    size = max(1, -(-len(tokens) // max(1, steps)))
+    cuts = list(range(size, len(tokens), size)) + [len(tokens)]
     return [f'<div class="kb-answer">{"".join(tokens[:k])}</div>' for k in cuts]
 
 

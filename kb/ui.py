@@ -79,6 +79,17 @@ def registry_or_none(settings: Settings) -> Registry | None:
         return None
 
 
+def store_reachable(engine: Any) -> bool:
+    """Whether the engine's vector store still answers (a Chroma server may have gone away)."""
+    try:
+        if engine.settings.chroma_host:
+            engine.store.client.heartbeat()
+        engine.store.count()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return False
+
+
 # -- notices --------------------------------------------------------------------------------------
 def fix_for(exc: BaseException, settings: Settings) -> tuple[str, str]:
     """A title and the command that fixes a failure to open the index."""

@@ -197,3 +197,35 @@ def test_sources_page_lists_documents_sources_and_opens_a_text(indexed: AppTest)
     doc.select_index(0).run()
     assert at.query_params.get("doc")
     assert at.text and len(at.text[0].value) > 100, "the stored text should be shown"
+
+
+@pytest.mark.slow
+def test_store_failing_during_a_question_shows_a_notice_not_a_traceback(indexed: AppTest,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb.errors import StoreUnavailable
+    from kb.store import Store
+
+    def down(self, *args, **kwargs):
+        raise StoreUnavailable("cannot reach the Chroma server at 127.0.0.1:9; start it or unset KB_CHROMA_HOST")
+
+    monkeypatch.setattr(Store, "query", down)
+    at = ask(indexed, QUESTION)
+    assert not at.exception
+    assert any("cannot reach the Chroma server" in e for e in texts(at.error))
+    assert at.code, "the notice shows the command that fixes it"
+    assert not at.session_state["kb_history"], "a failed question is not kept as an answer"
+
+
+@pytest.mark.slow
+def test_unexpected_failure_during_a_question_is_reported_in_one_line(indexed: AppTest,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb.store import Store
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Store, "query", broken)
+    monkeypatch.setattr(Store, "count", lambda self: 1)
+    at = ask(indexed, QUESTION)
+    assert not at.exception
+    assert any("Answering failed (RuntimeError: boom)" in e for e in texts(at.error))

@@ -104,8 +104,8 @@ def test_answer_html_escapes_quotes_and_links_markers_to_cards() -> None:
 
 def test_answer_html_steps_grow_to_the_full_answer() -> None:
     text, quotes = "One two three four five six seven “q” [1]", [(1, "q")]
-    steps = render.answer_html_steps(text, quotes, "z", words=2)
-    assert len(steps) > 2 and steps[-1] == render.answer_html(text, quotes, "z")
+    steps = render.answer_html_steps(text, quotes, "z", steps=4)
+    assert 2 <= len(steps) <= 4 and steps[-1] == render.answer_html(text, quotes, "z")
     assert all(s.endswith("</div>") and s.count("<a") == s.count("</a>") for s in steps)
 
 
