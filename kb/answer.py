@@ -27,7 +27,7 @@ import numpy as np
 from kb import templates
 from kb.cite import verify_citations
 from kb.errors import StoreUnavailable
-from kb.language import detect_language, detect_language_probs
+from kb.language import detect_language, detect_language_probs, script_profile
 from kb.models import Answer, Citation, Passage
 from kb.registry import Registry
 from kb.retrieve import Filters, Retrieval, Retriever
@@ -47,10 +47,15 @@ FOLLOW_MARGIN = 0.08
 #: Longest quote (characters); longer sentences are cut at clause punctuation.
 MAX_QUOTE_CHARS = 360
 MIN_QUOTE_LETTERS = 12
+#: Characters of surrounding text kept with a candidate sentence (for checks such as "how many X").
+CONTEXT_CHARS = 300
 #: Sentence score weights: the sentence's own similarity, IDF-weighted word overlap, its passage's
 #: similarity and rank, and a bonus when it carries the kind of fact asked (a number, a date).
 #: Chosen on the dev + extra questions (share of answers quoting an expected keyword).
 W_DENSE, W_LEX, W_PASSAGE, W_RANK, W_TYPE = 1.0, 0.35, 0.5, 0.05, 0.05
+#: Bonus for a sentence in the question's script (a bilingual page offers both the original and its
+#: translation: quote the one the reader reads).
+W_SCRIPT = 0.03
 #: Two quotes this similar say the same thing (syndicated paraphrase); across scripts in one version, a translation.
 SAME_MEANING, TRANSLATION = 0.95, 0.88
 
@@ -79,6 +84,7 @@ class Candidate:
     score: float = 0.0
     also: list[Passage] = field(default_factory=list)
     vector: np.ndarray | None = None
+    context: str = ""  # the stored text around the sentence (a few hundred characters each side)
 
 
 # -- sentences ----------------------------------------------------------------------------------
@@ -392,6 +398,17 @@ def answer_question(question: str, engine: Engine | Settings, filters: Filters |
     return finish(text, False, cites)
 
 
+def main_script(text: str) -> str:
+    """The script most of a text's words are written in (Han and kana count together)."""
+    profile = script_profile(text)
+    if not profile:
+        return ""
+    merged: dict[str, float] = {}
+    for k, v in profile.items():
+        merged["cjk" if k in ("han", "kana") else k] = merged.get("cjk" if k in ("han", "kana") else k, 0.0) + v
+    return max(merged, key=merged.get)
+
+
 def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) -> list[Candidate]:
     """Score the sentences of the best passages against the question, best first."""
     retriever = engine.retriever
@@ -412,7 +429,8 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
             sent = text[s:e]
             toks = set(tokenize(sent, p.language)) | set(tokenize(sent, "en"))
             lex = sum(w for tok, w in q_idf.items() if tok in toks) / total_idf
-            cands.append(Candidate(p, rank, s, e, sent, lex=lex, also=also))
+            cands.append(Candidate(p, rank, s, e, sent, lex=lex, also=also,
+                                   context=text[max(0, s - CONTEXT_CHARS):e + CONTEXT_CHARS]))
     if not cands:
         return []
     # Dense similarity for the lexically most promising sentences and every sentence of the top passage.
@@ -427,10 +445,12 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
             c.dense = float(sim)
             c.vector = vec / (np.linalg.norm(vec) or 1.0)
     kind = asked_type(question)
+    q_script = main_script(question)
     for c in cands:
         hit = ret.hits[c.rank]
         c.score = (W_DENSE * c.dense + W_LEX * c.lex + W_PASSAGE * (hit.dense or 0.0) + W_RANK / (1 + c.rank)
-                   + (W_TYPE if kind and carries_type(c.text, kind) else 0.0) - quality_penalty(c.text))
+                   + (W_TYPE if kind and carries_type(c.text, kind) else 0.0)
+                   + (W_SCRIPT if main_script(c.text) == q_script else 0.0) - quality_penalty(c.text))
     return sorted(cands, key=lambda c: -c.score)
 
 
@@ -473,11 +493,43 @@ def evidence_of(question: str, ret: Retrieval, cands: list[Candidate], qlang: st
     best = cands[0]
     kind = asked_type(question)
     leading = [c for c in cands[:MAX_QUOTES] if c.score >= best.score - FOLLOW_MARGIN]
+    counted = counted_terms(question, qlang, idf) if kind == "quantity" and idf is not None else []
+
+    def answers_kind(c: Candidate) -> bool:
+        if not carries_type(c.text, kind):
+            return False
+        if not counted:
+            return True
+        # The counted thing in the sentence or right around it (a bilingual page puts the English
+        # sentence next to its translation; a list puts the noun in its lead-in).
+        context = c.context or c.text
+        words = set(tokenize(context, c.passage.language)) | set(tokenize(context, "en"))
+        return any(t in words for t in counted)
+
     return Evidence(
         passage_dense=max((h.dense for h in ret.hits if h.dense is not None), default=0.0),
         sentence_dense=max(c.dense for c in cands),
         unknown=unknown_terms(question, qlang, idf) if idf is not None else [],
-        asked=kind, has_type=not kind or any(carries_type(c.text, kind) for c in leading))
+        asked=kind, has_type=not kind or any(answers_kind(c) for c in leading))
+
+
+_COUNTED = re.compile(
+    r"\bhow many\s+(?P<en>[\w\-]+(?:\s+[\w\-]+)?)|\bcu[aá]nt[oa]s\s+(?P<es>[\w\-]+)|\bcombien\s+d[e']\s*(?P<fr>[\w\-]+)|"
+    r"\bwie viele\s+(?P<de>[\w\-]+)|\bquant[oa]s\s+(?P<pt>[\w\-]+)|कितन[ेीा]\s+(?P<hi>[\w\-]+)",
+    re.IGNORECASE)
+
+
+def counted_terms(question: str, qlang: str, idf: Callable[[str], float]) -> list[str]:
+    """What a "how many X" question counts, as index tokens ("how many tokens" -> ``token``).
+
+    Only words the index knows count: a Spanish noun absent from English documents cannot be checked
+    and is left out (then any number will do).
+    """
+    m = _COUNTED.search(question)
+    if not m:
+        return []
+    phrase = next(v for v in m.groupdict().values() if v)
+    return [t for t in tokenize(phrase, "en") if idf(t) > 0 and not t.isdigit()]
 
 
 def abstain_reason(question: str, ret: Retrieval, cands: list[Candidate], th: Thresholds,

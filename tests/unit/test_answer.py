@@ -131,3 +131,18 @@ def test_candidate_spans_rejoin_hard_wrapped_lines() -> None:
             "monthly active users, you must request a license.\n\nNext paragraph starts here again.")
     quotes = [text[s:e] for s, e in candidate_spans(text, 0, len(text))]
     assert quotes[0].startswith("If, on the release date") and quotes[0].endswith("request a license.")
+
+
+def test_how_many_needs_a_number_of_the_counted_thing() -> None:
+    """Regression: "How many tokens did xAI use?" was answered with "twenty-six claims"."""
+    from kb.answer import counted_terms, evidence_of
+
+    known = {"token", "employe", "claim", "xai"}
+    idf = lambda t: 1.0 if t in known else 0.0  # noqa: E731
+    assert counted_terms("How many tokens did xAI use?", "en", idf) == ["token"]
+    assert counted_terms("¿Cuántos empleados tiene xAI?", "es", idf) == []  # not an index word: not checked
+    claims = [cand("xAI assert twenty-six claims against Samuel Altman.", 0.9)]
+    ev = evidence_of("How many tokens did xAI use?", retrieval(0.9), claims, "en", idf)
+    assert not ev.has_type
+    staff = [cand("He characterized xAI as a much smaller company with just a few hundred employees.", 0.9)]
+    assert evidence_of("How many employees does xAI have?", retrieval(0.9), staff, "en", idf).has_type
