@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -50,6 +51,11 @@ CREATE TABLE IF NOT EXISTS runs (
     report TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
+
+
+#: SQLite errors that mean the disk or the file, not the statement, is at fault.
+_STORAGE_FAILURE = re.compile(r"disk is full|disk I/O error|database is locked|unable to open|readonly database|"
+                              r"no space", re.IGNORECASE)
 
 
 def utcnow() -> datetime:
@@ -137,8 +143,12 @@ class Registry:
                 self.db.execute("BEGIN IMMEDIATE")
                 yield self.db
                 self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
+            except BaseException as exc:
+                if self.db.in_transaction:  # SQLite already rolled back e.g. a COMMIT that hit a full disk
+                    self.db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and _STORAGE_FAILURE.search(str(exc)):
+                    raise StoreUnavailable(f"cannot write the registry {self.path}: {exc}; free disk space or fix "
+                                           "the data directory, then run the same command again") from exc
                 raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:

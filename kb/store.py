@@ -8,9 +8,13 @@ built it; opening it with another one raises ``EmbedderMismatch``.
 """
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
@@ -21,6 +25,8 @@ from llama_index.vector_stores.chroma import ChromaVectorStore  # noqa: E402
 
 from kb.errors import EmbedderMismatch, StoreUnavailable  # noqa: E402
 from kb.settings import Settings  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,6 +57,19 @@ def make_client(settings: Settings) -> Any:
                 f"{settings.chroma_port}`) or unset KB_CHROMA_HOST" if settings.chroma_host
                 else "check that the folder is writable and not used by an incompatible Chroma version")
         raise StoreUnavailable(f"cannot open {where}: {exc}; {hint}") from exc
+
+
+@contextmanager
+def _writing(settings: Settings, what: str) -> Iterator[None]:
+    """A failed write (full disk, server gone) is StoreUnavailable: the run stops instead of failing every item."""
+    try:
+        yield
+    except StoreUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - chromadb raises InternalError, OSError, httpx errors, ...
+        where = f"the Chroma server at {settings.chroma_host}" if settings.chroma_host else str(settings.chroma_dir)
+        raise StoreUnavailable(f"cannot {what} the vector store ({where}): {exc}; free disk space or restore the "
+                               "store, then run the same command again") from exc
 
 
 class Store:
@@ -108,7 +127,8 @@ class Store:
         have = self.existing_ids([n.node_id for n in nodes])
         todo = [n for n in nodes if n.node_id not in have]
         for i in range(0, len(todo), 2000):
-            self.vector_store.add(list(todo[i:i + 2000]))
+            with _writing(self.settings, "add vectors to"):
+                self.vector_store.add(list(todo[i:i + 2000]))
         return len(todo)
 
     def update_metadata(self, ids: Sequence[str], changes: dict[str, Any]) -> None:
@@ -118,12 +138,14 @@ class Store:
             got = self.collection.get(ids=part, include=["metadatas"])
             metas = [{**(m or {}), **changes} for m in got["metadatas"]]
             if got["ids"]:
-                self.collection.update(ids=got["ids"], metadatas=metas)
+                with _writing(self.settings, "update metadata in"):
+                    self.collection.update(ids=got["ids"], metadatas=metas)
 
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
         for i in range(0, len(ids), 1000):
-            self.collection.delete(ids=ids[i:i + 1000])
+            with _writing(self.settings, "delete vectors from"):
+                self.collection.delete(ids=ids[i:i + 1000])
 
     def count(self) -> int:
         return int(self.collection.count())
@@ -139,11 +161,84 @@ class Store:
             offset += len(got)
 
     def query(self, embedding: Sequence[float], top_k: int, where: dict | None = None) -> list[Hit]:
-        """Nearest chunks by cosine similarity (score in [-1, 1])."""
-        res = self.collection.query(query_embeddings=[list(map(float, embedding))], n_results=top_k,
-                                    where=where or None, include=["documents", "metadatas", "distances"])
+        """Nearest chunks by cosine similarity (score in [-1, 1]).
+
+        An embedded store that another process (an ingest) writes to can fail a filtered query with
+        "Error finding id" (chroma-core/chroma#3792: its metadata is read live, its vectors are cached):
+        the client is re-opened and the query retried; if writes keep racing, the query runs without
+        ``where`` and the filter is applied here, so a reader never fails because of a writer.
+        """
+        vec = [list(map(float, embedding))]
+        for attempt in range(len(QUERY_RETRY_DELAYS) + 1):
+            try:
+                return self._query(vec, top_k, where)
+            except Exception as exc:  # noqa: BLE001 - chromadb raises InternalError, ValueError, ...
+                if self.settings.chroma_host or attempt == len(QUERY_RETRY_DELAYS):
+                    if not where or self.settings.chroma_host:
+                        raise StoreUnavailable(f"the vector store failed a query: {exc}") from exc
+                    break
+                log.info("vector query failed (%s); re-opening the store and retrying", exc)
+                time.sleep(QUERY_RETRY_DELAYS[attempt])
+                self.refresh()
+        wide = self._query(vec, max(top_k * 10, 200), None)
+        return [h for h in wide if metadata_matches(h.metadata, where or {})][:top_k]
+
+    def _query(self, vec: list[list[float]], top_k: int, where: dict | None) -> list[Hit]:
+        res = self.collection.query(query_embeddings=vec, n_results=top_k, where=where or None,
+                                    include=["documents", "metadatas", "distances"])
         return [Hit(i, d or "", m or {}, 1.0 - float(dist)) for i, d, m, dist in
                 zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])]
+
+    def refresh(self) -> None:
+        """Re-open an embedded store so that queries see vectors another process added since it was opened.
+
+        Chroma shares one in-process "System" per persist directory, and that System caches the vector
+        segments (chroma-core/chroma#3792): ``get`` and ``count`` see another process's writes, ``query``
+        does not until the cache is rebuilt. Dropping this directory's System from the shared cache makes
+        the next client load the segments from disk again. The old System is not stopped: queries already
+        running on it finish, and it is freed with its last reference. No-op for a Chroma server.
+        """
+        if self.settings.chroma_host:
+            return
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        with _REFRESH_LOCK:
+            ident = getattr(self.client, "_identifier", None)
+            if ident is not None:
+                SharedSystemClient._identifier_to_system.pop(ident, None)
+                SharedSystemClient._identifier_to_refcount.pop(ident, None)
+            client = make_client(self.settings)
+            try:
+                collection = client.get_collection(self.settings.collection, embedding_function=None)
+            except Exception as exc:  # noqa: BLE001 - the collection was deleted under us
+                raise StoreUnavailable(f"cannot re-open collection {self.settings.collection!r}: {exc}") from exc
+            self.client, self.collection = client, collection
+            self.vector_store = ChromaVectorStore(chroma_collection=collection)
+
+
+#: Pauses before re-opening the store and retrying a failed query (seconds).
+QUERY_RETRY_DELAYS = (0.0, 0.1, 0.3)
+_REFRESH_LOCK = threading.Lock()
+_OPS = {"$eq": lambda a, b: a == b, "$ne": lambda a, b: a != b, "$gt": lambda a, b: a is not None and a > b,
+        "$gte": lambda a, b: a is not None and a >= b, "$lt": lambda a, b: a is not None and a < b,
+        "$lte": lambda a, b: a is not None and a <= b, "$in": lambda a, b: a in b, "$nin": lambda a, b: a not in b}
+
+
+def metadata_matches(meta: dict[str, Any], where: dict[str, Any]) -> bool:
+    """Evaluate a Chroma ``where`` clause ($and, $or, $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin) on metadata."""
+    for key, cond in where.items():
+        if key == "$and":
+            if not all(metadata_matches(meta, c) for c in cond):
+                return False
+        elif key == "$or":
+            if not any(metadata_matches(meta, c) for c in cond):
+                return False
+        elif isinstance(cond, dict):
+            if not all(_OPS[op](meta.get(key), value) for op, value in cond.items()):
+                return False
+        elif meta.get(key) != cond:
+            return False
+    return True
 
 
 def open_store(settings: Settings, embedder_id: str | None = None, dim: int | None = None,

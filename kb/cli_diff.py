@@ -1,0 +1,87 @@
+"""``python -m kb diff URL [--from DATE] [--to DATE] [--json]``: what changed between two versions.
+
+Registered with ``kb.cli`` on import (``kb/cli_*.py`` plugin). Exit codes: 0 shown (also when the
+document has a single version); 2 bad invocation, unknown document or no index.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import textwrap
+from datetime import datetime, timezone
+
+from kb.cli import EXIT_OK, Command, UsageError, register
+from kb.diff import DiffError, VersionDiff, VersionInfo, compare_versions
+from kb.errors import StoreUnavailable
+from kb.settings import FOREVER
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("document", metavar="URL", help="the document's URL (as cited), its file path or its doc_id")
+    p.add_argument("--from", dest="from_", metavar="DATE",
+                   help="the version the index held at DATE (date, ISO-8601 date-time or version id); "
+                        "default: the version before --to")
+    p.add_argument("--to", metavar="DATE", help="the version held at DATE (or a version id); default: the current one")
+    p.add_argument("--json", action="store_true", help="print the changes as one JSON object")
+    p.add_argument("--width", type=int, default=100, metavar="N", help="wrap paragraphs at N columns (default 100)")
+
+
+def _when(v: VersionInfo) -> str:
+    until = "current" if v.valid_to == FOREVER else \
+        "until " + datetime.fromtimestamp(v.valid_to, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    eff = f"; {v.effective_date}" if v.effective_date else ""
+    return f"version {v.version_id[:12]} retrieved {v.retrieved} ({until}{eff})"
+
+
+def _wrap(prefix: str, text: str, width: int) -> str:
+    body = " ".join(text.split())
+    return textwrap.fill(body, width=width, initial_indent=prefix, subsequent_indent=" " * len(prefix)) or prefix
+
+
+def format_diff(d: VersionDiff, width: int = 100) -> str:
+    """The changes as text: ``+`` added, ``-`` removed, ``~`` changed with [-old-]{+new+} words."""
+    lines = [f"{d.title or d.url}", f"{d.url}"]
+    if d.old is None or d.new is None:
+        return "\n".join(lines + ["no indexed version of this document"])
+    if d.old.version_id == d.new.version_id:
+        return "\n".join(lines + [f"{_when(d.new)}: {d.note}"])
+    c = d.counts()
+    lines += [f"from {_when(d.old)}", f"  to {_when(d.new)}",
+              f"{c['added']} paragraph(s) added, {c['removed']} removed, {c['changed']} changed, "
+              f"{d.unchanged} unchanged", ""]
+    for ch in d.changes:
+        if ch.op == "added":
+            lines.append(_wrap("+ ", ch.new, width))
+        elif ch.op == "removed":
+            lines.append(_wrap("- ", ch.old, width))
+        else:
+            marked = "".join(t if op == "equal" else (f"[-{t.strip()}-] " if op == "delete" else f"{{+{t.strip()}+}} ")
+                             for op, t in ch.words)
+            lines.append(_wrap("~ ", marked, width))
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def run(args: argparse.Namespace) -> int:
+    from kb.registry import Registry
+    from kb.settings import load_settings
+
+    if args.width < 20:
+        raise UsageError("--width must be 20 or more")
+    settings = load_settings()
+    try:
+        registry = Registry(settings.registry_path, readonly=True)
+    except StoreUnavailable as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        d = compare_versions(registry, args.document, args.from_, args.to)
+    except DiffError as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        registry.close()
+    print(json.dumps(d.to_json(), ensure_ascii=False, indent=2) if args.json else format_diff(d, args.width))
+    return EXIT_OK
+
+
+register(Command("diff", "what changed between two versions of a document, paragraph by paragraph",
+                 add_arguments, run))
