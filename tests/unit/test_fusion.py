@@ -80,13 +80,14 @@ def test_same_url_documents_count_as_versions_latest_published_wins() -> None:
     base = dict(start=0, end=10, text="t", retrieved="", title="T", url="https://x.ai/aup", language="en",
                 doc_language="en", valid_from=1_790_000_000, valid_to=FOREVER, source="corpus", publisher="xAI",
                 doctype="tos")
-    cat = Catalog([
+    rows = [
         dict(base, chunk_id="a-0000", version_id="a", doc_id="old", published="2025-01-02"),
         dict(base, chunk_id="b-0000", version_id="b", doc_id="new", published="2026-06-26"),
         dict(base, chunk_id="c-0000", version_id="c", doc_id="other", published="2024-01-01", url="https://y.ai"),
-    ])
+    ]
+    cat = Catalog(rows)
     assert list(cat.mask(Filters())) == [False, True, True]
-    # at a moment between the two publication dates, the older text is the one in force
-    assert list(cat.mask(Filters(as_of="2025-06-01"))) == [False, False, False]  # index held nothing yet
-    cat.valid_from[:] = 0
-    assert list(cat.mask(Filters(as_of="2025-06-01"))) == [True, False, True]
+    assert list(cat.mask(Filters(as_of="2025-06-01"))) == [False, False, False]  # the index held nothing yet
+    # indexed long ago: at a moment between the two publication dates, the older text is the one in force
+    early = Catalog([dict(r, valid_from=0) for r in rows])
+    assert list(early.mask(Filters(as_of="2025-06-01"))) == [True, False, True]
