@@ -27,7 +27,7 @@ import numpy as np
 from kb import templates
 from kb.cite import verify_citations
 from kb.errors import StoreUnavailable
-from kb.language import detect_language, detect_language_probs, script_profile
+from kb.language import detect_language, detect_question_language, script_profile
 from kb.models import Answer, Citation, Passage
 from kb.registry import Registry
 from kb.retrieve import Filters, Retrieval, Retriever
@@ -343,12 +343,8 @@ def get_engine(settings: Settings) -> Engine:
 
 
 def question_language(question: str) -> str:
-    """The question's language; short Latin questions fall back to the best guess, then English."""
-    lang = detect_language(question, min_chars=12)
-    if lang == "und":
-        probs = detect_language_probs(question)
-        lang = max(probs, key=probs.get) if probs else "en"
-    return lang
+    """The question's language (``kb.language.detect_question_language``; English when nothing tells)."""
+    return detect_question_language(question) or "en"
 
 
 def answer_question(question: str, engine: Engine | Settings, filters: Filters | None = None,

@@ -151,3 +151,57 @@ def detect_language(text: str, min_chars: int = 20) -> str:
         return UNDETERMINED
     best = max(probs, key=probs.get)
     return best if probs[best] >= 0.6 else UNDETERMINED
+
+
+#: Function words that only one of these languages uses often (short questions defeat n-gram models:
+#: "When does the zeppelin hangar open to visitors?" reads as Dutch to langdetect).
+_FUNCTION_WORDS = {
+    "en": "the of and to in is are was were does did do what which who whom when where why how can could should "
+          "would will has have had this that these those with from about under any their there".split(),
+    "es": "el la los las de del que en es son qué cuál cuáles quién cuándo dónde cómo por para con una un "
+          "se su sus lo al está están fue".split(),
+    "fr": "le la les des du de que qui est sont quel quelle quels quelles quand où comment pourquoi pour avec "
+          "une un dans sur au aux ce cette il elle ils".split(),
+    "de": "der die das den dem des und ist sind war wer was wann wo wie warum welche welcher welches mit "
+          "für von zu im ein eine einen nicht auch".split(),
+    "pt": "o a os as do da dos das que em é são qual quais quem quando onde como por para com uma um "
+          "no na nos nas foi".split(),
+    "it": "il lo la gli le di del della che è sono quale quali chi quando dove come perché per con una un "
+          "nel nella".split(),
+    "nl": "de het een van en is zijn wat wie wanneer waar hoe waarom welke met voor op niet ook".split(),
+}
+
+
+def function_word_votes(text: str) -> dict[str, int]:
+    """How many words of ``text`` are function words of each Latin-script language."""
+    words = [w.casefold() for w in _WORD.findall(text)]
+    return {lang: sum(1 for w in words if w in vocab) for lang, vocab in _FUNCTION_SETS.items()}
+
+
+_FUNCTION_SETS = {k: frozenset(v) for k, v in _FUNCTION_WORDS.items()}
+
+
+def detect_question_language(text: str) -> str:
+    """Language of a short text such as a question: script first, then function words, then langdetect.
+
+    Latin-script questions are short and full of names and English terms, which n-gram models misread
+    ("Grok training data?" as Indonesian); function words decide when they can, langdetect only breaks
+    ties or speaks when it is sure, and English is the fallback.
+    """
+    profile = script_profile(text)
+    if profile and profile.get("latin", 0.0) >= 0.6:
+        votes = function_word_votes(text)
+        top = max(votes.values())
+        tied = [lang for lang, v in votes.items() if v == top]
+        probs = detect_language_probs(text)
+        if top == 0:
+            guess = max(probs, key=probs.get) if probs else "en"
+            return guess if guess in _FUNCTION_WORDS and probs.get(guess, 0.0) >= 0.95 else "en"
+        if len(tied) == 1:
+            return tied[0]
+        return max(tied, key=lambda lang: (probs.get(lang, 0.0), lang == "en"))
+    lang = detect_language(text, min_chars=12)
+    if lang == UNDETERMINED:
+        probs = detect_language_probs(text)
+        lang = max(probs, key=probs.get) if probs else "en"
+    return lang

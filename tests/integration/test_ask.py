@@ -213,14 +213,17 @@ def test_as_of_answers_from_the_version_held_then(small_index) -> None:
     assert_verified(small_index, earlier)
 
 
-def test_a_loaded_engine_sees_documents_ingested_later(small_index) -> None:
+def test_a_loaded_engine_sees_documents_ingested_later(small_index, monkeypatch) -> None:
     from ingest.pipeline import run_ingest
     from ingest.sources import load_sources
+
+    import kb.retrieve
 
     root = small_index.settings.data_dir.parent
     (root / "docs" / "late.md").write_text(
         "# Late notice\n\nThe zeppelin hangar in Friedrichshafen opens to visitors every Sunday morning.\n",
         encoding="utf-8")
     run_ingest(small_index.settings, load_sources(root / "sources.yaml"), progress=False)
+    monkeypatch.setattr(kb.retrieve, "RELOAD_CHECK_SECONDS", 0.0)  # in use it looks once a second
     ans = small_index.ask("When does the zeppelin hangar open to visitors?", top_k=3)
     assert ans.passages and ans.passages[0].url.endswith("late.md")

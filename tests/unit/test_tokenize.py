@@ -77,3 +77,18 @@ def test_detect_language_scripts_and_code_mixing() -> None:
     assert detect_language("xAIはOpenAIのモデルを使ってGrokを訓練しましたか？") == "ja"
     assert detect_language("Wie hoch war die Strafe, die Grok zahlen musste?") == "de"
     assert detect_language("ok") == "und"
+
+
+def test_detect_question_language_short_latin_questions() -> None:
+    """Regression: langdetect read "When does the zeppelin hangar open to visitors?" as Dutch."""
+    from kb.language import detect_question_language as q
+
+    assert q("When does the zeppelin hangar open to visitors?") == "en"
+    assert q("Is distillation illegal?") == "en"
+    assert q("Grok training data?") == "en"  # no function words, unsure n-grams: English
+    assert q("Was ist xAI?") == "de"
+    assert q("Qui est Musk ?") == "fr"
+    assert q("O que é a xAI?") == "pt"
+    assert q("¿Quién demandó a OpenAI?") == "es"
+    assert q("OpenAI की Terms of Service API outputs के किस उपयोग को prohibit करती है?") == "hi"
+    assert q("xAIとは？") == "ja"
