@@ -27,7 +27,7 @@ import numpy as np
 from kb.models import Passage
 from kb.registry import Registry, parse_when
 from kb.settings import FOREVER, Settings
-from kb.tokenize import tokenize, tokenize_query
+from kb.tokenize import stemmer_backend, tokenize, tokenize_query
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -289,7 +289,7 @@ class BM25Index:
         self.catalog = catalog
         ids = [r["chunk_id"] for r in catalog.rows]
         digest = hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:16]
-        self.key = f"g{generation}-f{BM25_FORMAT}-{digest}"
+        self.key = f"g{generation}-f{BM25_FORMAT}-{stemmer_backend()}-{digest}"
         path = cache_dir / self.key if cache_dir else None
         self.model = None
         if path and (path / "ids.json").exists():

@@ -103,6 +103,12 @@ def _stemmer(lang: str):  # noqa: ANN202 - neither library has public types
         return None
 
 
+def stemmer_backend() -> str:
+    """Which Snowball implementation stems here ("pystemmer" or "nltk"): part of the BM25 cache key."""
+    stemmer = _stemmer("en")
+    return "pystemmer" if isinstance(stemmer, _PyStemmer) else ("nltk" if stemmer is not None else "light")
+
+
 class _PyStemmer:
     def __init__(self, stemmer) -> None:  # noqa: ANN001
         self.stem = stemmer.stemWord
