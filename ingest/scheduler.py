@@ -123,6 +123,7 @@ class Watcher:
     runs: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _mtime: float = 0.0
+    _running: str | None = None            # the source whose run is in progress (its job is paused)
 
     def __post_init__(self) -> None:
         self.sources_file = Path(self.sources_file)
@@ -169,6 +170,8 @@ class Watcher:
     def _schedule_all(self) -> None:
         rows = self._rows()
         for src in self.sources:
+            if src.name == self._running:   # rescheduled when its run ends
+                continue
             due = self._schedule(src, rows)
             self.on_event(WatchEvent("scheduled", f"{src.name}: every {_human(src.refresh_seconds)}, "
                                                   f"next run {_at(due)}", src.name))
@@ -207,6 +210,7 @@ class Watcher:
         job = self.scheduler.get_job(f"source:{name}")
         if job is not None:   # paused while it runs (a run may outlast the refresh); rescheduled at the end
             job.pause()
+        self._running = name
         try:
             report = run_ingest(self.settings, self.sources, only=[name], progress=False,
                                 sources_file=str(self.sources_file), wait_for_lock=True)
@@ -225,6 +229,7 @@ class Watcher:
                 log.exception("run of %s failed", name)
             self.on_event(WatchEvent("error", f"{name}: run stopped: {exc}; retrying with backoff", name))
         finally:
+            self._running = None
             st.runs += 1
             self.runs += 1
             if self.max_runs is not None and self.runs >= self.max_runs:

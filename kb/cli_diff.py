@@ -38,6 +38,24 @@ def _wrap(prefix: str, text: str, width: int) -> str:
     return textwrap.fill(body, width=width, initial_indent=prefix, subsequent_indent=" " * len(prefix)) or prefix
 
 
+def _mark(op: str, text: str) -> str:
+    """``[-removed words-]`` or ``{+added words+}``, keeping the spacing after them."""
+    core = text.strip()
+    space = " " if text[-1:].isspace() else ""
+    return (f"[-{core}-]" if op == "delete" else f"{{+{core}+}}") + space if core else text
+
+
+def mark_words(words: list[tuple[str, str]]) -> str:
+    """A changed paragraph as one line of text with ``[-removed-]`` and ``{+added+}`` words."""
+    out = ""
+    for op, text in words:
+        piece = text if op == "equal" else _mark(op, text)
+        if out and not out[-1].isspace() and op == "insert":
+            out += " "
+        out += piece
+    return out
+
+
 def format_diff(d: VersionDiff, width: int = 100) -> str:
     """The changes as text: ``+`` added, ``-`` removed, ``~`` changed with [-old-]{+new+} words."""
     lines = [f"{d.title or d.url}", f"{d.url}"]
@@ -55,8 +73,7 @@ def format_diff(d: VersionDiff, width: int = 100) -> str:
         elif ch.op == "removed":
             lines.append(_wrap("- ", ch.old, width))
         else:
-            marked = "".join(t if op == "equal" else (f"[-{t.strip()}-] " if op == "delete" else f"{{+{t.strip()}+}} ")
-                             for op, t in ch.words)
+            marked = mark_words(ch.words)
             lines.append(_wrap("~ ", marked, width))
         lines.append("")
     return "\n".join(lines).rstrip()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,7 +23,7 @@ SAME_PARAGRAPH = 0.5
 _BLOCK = re.compile(r"\S.*(?:\n[^\S\n]*\S.*)*")   # lines up to the next blank line
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)]|[a-z][.)])\s+")
 _EMPHASIS = re.compile(r"\*\*|__|(?<!\w)[*_](?=\w)|(?<=\w)[*_](?!\w)")
-_WORD = re.compile(r"\s+|[^\s]+")
+_WORD = re.compile(r"\s+|\S+\s*")   # a word with the spaces after it (leading spaces alone)
 
 
 class DiffError(KBError):
@@ -217,6 +218,8 @@ def find_document(registry: Registry, doc_id_or_url: str) -> dict[str, Any]:
     if doc:
         return doc
     rows = registry.query("SELECT * FROM documents WHERE url=? OR location=?", (wanted, wanted))
+    if not rows and not re.match(r"^[a-z]+://", wanted, re.I) and Path(wanted).exists():
+        rows = registry.query("SELECT * FROM documents WHERE location=?", (str(Path(wanted).resolve()),))
     if not rows and re.match(r"^[a-z]+://", wanted, re.I):
         key = _url_key(wanted)
         rows = [r for r in registry.query("SELECT * FROM documents")
