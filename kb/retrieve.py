@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import AbstractSet as Set, Any, Iterable, Sequence
 
 import numpy as np
 
@@ -116,7 +116,7 @@ def rrf_fuse(rankings: Sequence[Sequence[Any]], weights: Sequence[float] | None 
     return sorted(scores.items(), key=lambda kv: (-kv[1], order[kv[0]]))
 
 
-def jaccard(a: set[str], b: set[str]) -> float:
+def jaccard(a: Set[Any], b: Set[Any]) -> float:
     """Token-set Jaccard similarity (0 for two empty sets)."""
     if not a or not b:
         return 0.0
@@ -304,6 +304,7 @@ class BM25Index:
             if path:
                 self._save(path, ids)
         self.n_docs = len(ids)
+        self._rows: tuple[np.ndarray, np.ndarray] | None = None
         vocab = self.model.vocab_dict
         indptr = np.asarray(self.model.scores["indptr"])
         df = np.diff(indptr) if len(indptr) > 1 else np.zeros(0)
@@ -339,6 +340,19 @@ class BM25Index:
         except OSError as exc:  # a read-only data dir still answers, just without the cache
             log.warning("cannot cache the BM25 index in %s: %s", path, exc)
 
+    def row_tokens(self, row: int) -> frozenset[int]:
+        """The distinct token ids of one catalogue row (from a row-major copy of the index, built once)."""
+        if self._rows is None:
+            from scipy.sparse import csc_matrix
+
+            sc = self.model.scores
+            shape = (self.n_docs, len(sc["indptr"]) - 1)
+            csr = csc_matrix((np.ones_like(sc["data"], dtype=np.int8), sc["indices"], sc["indptr"]),
+                             shape=shape).tocsr()
+            self._rows = (csr.indptr, csr.indices)
+        indptr, indices = self._rows
+        return frozenset(indices[indptr[row]:indptr[row + 1]].tolist())
+
     def idf(self, token: str) -> float:
         """Inverse document frequency of a token (0 when the index never saw it)."""
         return self._idf.get(token, 0.0)
@@ -363,7 +377,7 @@ class Retriever:
         self._catalog: Catalog | None = None
         self._bm25: BM25Index | None = None
         self._loaded_generation: tuple[int, int] | None = None
-        self._token_sets: dict[int, set[str]] = {}
+        self._token_sets: dict[int, frozenset[int]] = {}
         self._checked = 0.0
 
     # -- lazy state ---------------------------------------------------------------------------
@@ -415,12 +429,16 @@ class Retriever:
     def index_languages(self) -> list[str]:
         """The main languages of the indexed chunks (those holding at least 10% of them), English first."""
         cat = self.catalog
+        cached = cat.__dict__.get("_main_languages")
+        if cached is not None:
+            return cached
         if not len(cat):
             return ["en"]
         counts = np.bincount(cat.language, minlength=len(cat.languages))
         main = [cat.languages[i] for i in np.argsort(-counts) if counts[i] >= 0.1 * len(cat)]
         main = [m for m in main if m and m != "und"]
-        return sorted(set(main) | {"en"}, key=lambda x: (x != "en", x))
+        cat.__dict__["_main_languages"] = sorted(set(main) | {"en"}, key=lambda x: (x != "en", x))
+        return cat.__dict__["_main_languages"]
 
     # -- search -------------------------------------------------------------------------------
     def search(self, question: str, language: str = "en", filters: Filters = Filters(), top_k: int = 8,
@@ -433,6 +451,16 @@ class Retriever:
         mask = cat.mask(filters)
         timings["filter"] = time.perf_counter() - t0
 
+        # The dense side (embed the question, query the store) runs on a worker thread while this one
+        # scores BM25: both spend their time outside the GIL (ctypes, Chroma's Rust core, numpy).
+        def dense_side() -> tuple[np.ndarray, list[tuple[int, float]], float, float]:
+            t1 = time.perf_counter()
+            vec = query_vector if query_vector is not None else np.asarray(self.embedder.embed_query(question))
+            t2 = time.perf_counter()
+            got = self._dense(vec, filters, mask, min(candidates, DENSE_CANDIDATES))
+            return vec, got, t2 - t1, time.perf_counter() - t2
+
+        pending = _pool().submit(dense_side)
         t = time.perf_counter()
         tokens = tokenize_query(question, language, also=self.index_languages())
         own = tokenize(question, language)
@@ -440,16 +468,9 @@ class Retriever:
         # the documents are not written in, where BM25 only matches names and stray cognates.
         coverage = (sum(1 for tok in own if bm25.idf(tok) > 0) / len(own)) if own else 0.0
         lex_scores = bm25.scores(tokens)
-        lex_scores = np.where(mask, lex_scores, 0.0)
-        lex_rows = _top_rows(lex_scores, candidates)
+        lex_rows = _top_rows_masked(lex_scores, mask, candidates)
         timings["bm25"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        qvec = query_vector if query_vector is not None else np.asarray(self.embedder.embed_query(question))
-        timings["embed"] = time.perf_counter() - t
-        t = time.perf_counter()
-        dense = self._dense(qvec, filters, mask, min(candidates, DENSE_CANDIDATES))
-        timings["dense"] = time.perf_counter() - t
+        qvec, dense, timings["embed"], timings["dense"] = pending.result()
 
         t = time.perf_counter()
         dense_rows = [r for r, _ in dense]
@@ -492,12 +513,11 @@ class Retriever:
                 return got[:n]
         return keep(self.store.query(qvec, top_k=n, where=cat.where(filters)))[:n]
 
-    def token_set(self, row: int) -> set[str]:
-        """The BM25 tokens of a catalogue row, as a set (cached)."""
+    def token_set(self, row: int) -> frozenset[int]:
+        """The distinct BM25 token ids of a catalogue row (its title's and its text's)."""
         got = self._token_sets.get(row)
         if got is None:
-            r = self.catalog.rows[row]
-            got = set(tokenize(r["text"], r["language"] or "en"))
+            got = self.bm25.row_tokens(row)
             self._token_sets[row] = got
         return got
 
@@ -534,11 +554,37 @@ class Retriever:
                  "url": r["url"] or ""} for r in rows]
 
 
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool():  # noqa: ANN202
+    """Worker threads for the dense half of a search (shared by every retriever in the process)."""
+    global _POOL
+    if _POOL is None:
+        with _POOL_LOCK:
+            if _POOL is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-dense")
+    return _POOL
+
+
+def _top_rows_masked(scores: np.ndarray, mask: np.ndarray, n: int) -> list[int]:
+    """``_top_rows`` over the rows the mask allows; cheap when most rows are allowed."""
+    if not len(scores):
+        return []
+    first = [r for r in _top_rows(scores, 2 * n) if mask[r]]
+    if len(first) >= n or int(np.count_nonzero(scores > 0)) <= 2 * n:
+        return first[:n]
+    return _top_rows(np.where(mask, scores, 0.0), n)
+
+
 def _top_rows(scores: np.ndarray, n: int) -> list[int]:
     """Rows with the ``n`` highest positive scores, best first (ties by row order)."""
     if not len(scores):
         return []
-    n = min(n, len(scores))
-    idx = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
-    idx = [int(i) for i in idx if scores[i] > 0]
-    return sorted(idx, key=lambda i: (-float(scores[i]), i))
+    m = len(scores)
+    idx = np.argpartition(scores, m - n)[m - n:] if m > n else np.arange(m)
+    idx = idx[scores[idx] > 0]
+    return sorted((int(i) for i in idx), key=lambda i: (-float(scores[i]), i))
