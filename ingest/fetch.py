@@ -194,7 +194,10 @@ def _read_body(resp: Any, url: str, limit: int, deadline: float, timeout: float)
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(url, limit)
     body = bytearray()
-    for chunk in resp.stream(CHUNK_BYTES, decode_content=True):
+    while True:  # read1 returns what has arrived, so a slow drip cannot outlive the deadline
+        chunk = resp.read1(CHUNK_BYTES, decode_content=True)
+        if not chunk:
+            break
         body += chunk
         if len(body) > limit:
             raise _too_large(url, limit)

@@ -106,10 +106,6 @@ def test_source_whose_only_item_fails_records_its_health(tmp_path, fault_server)
     assert st["down"]["consecutive_failures"] == 2 and "HTTP 503" in st["down"]["last_error"]
 
 
-@pytest.mark.xfail(reason="fetch.py reads the body in 64 KB blocks, so the fetch deadline is only checked when a "
-                          "block completes: a server that drips bytes holds the item for as long as it drips. "
-                          "Fix: read with resp.read1() (urllib3 2.x) so the deadline is checked after every recv.",
-                   strict=False)
 def test_slow_drip_body_is_cut_at_the_fetch_deadline(fault_server) -> None:
     from ingest.fetch import FetchError, fetch_url
 
