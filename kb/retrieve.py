@@ -286,6 +286,8 @@ class BM25Index:
     def __init__(self, catalog: Catalog, cache_dir: Path | None, generation: int) -> None:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG and would print
+
         self.catalog = catalog
         ids = [r["chunk_id"] for r in catalog.rows]
         digest = hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:16]
@@ -314,6 +316,8 @@ class BM25Index:
     @staticmethod
     def _build(catalog: Catalog) -> Any:
         import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG and would print
 
         # The document title goes with every chunk: "the OpenAI Services Agreement" names the document,
         # rarely the passage.
