@@ -15,6 +15,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+_LINE_BREAK = re.compile(r"\n\s*")
 _PARA_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 # What may precede a heading label on its line: indentation, Markdown bullets, '#' and '**'.
 _LEAD = r"^[ \t]*(?:[*+\-][ \t]+)?(?:#{1,6}[ \t]*)?(?:\*\*|__)?[ \t]*"
@@ -77,8 +78,13 @@ class Pinpoint:
 
 
 def paragraph_number(text: str, start: int) -> int:
-    """1-based number of the ``"\\n\\n"``-separated paragraph that contains offset ``start``."""
+    """1-based number of the ``"\\n\\n"``-separated paragraph that contains offset ``start``.
+
+    A text with no blank line anywhere (one paragraph a line, as many scraped articles are) counts lines.
+    """
     head = text[:start].lstrip()
+    if not _PARA_BREAK.search(text.strip()):  # laid out one paragraph a line, no blank lines at all
+        return 1 + len(_LINE_BREAK.findall(head))
     return 1 + len(_PARA_BREAK.findall(head))
 
 

@@ -163,3 +163,10 @@ def test_same_language_and_names() -> None:
 
 def test_split_markers_keeps_only_existing_citations() -> None:
     assert split_markers("A “x” [1] and “y” [2]. [9]", [1, 2]) == ["A “x” ", 1, " and “y” ", 2, ". [9]"]
+
+
+def test_paragraph_number_counts_lines_when_a_text_has_no_blank_lines() -> None:
+    """Regression: every quote of a one-paragraph-a-line article was cited as "para. 1"."""
+    text = "Title line\nFirst paragraph here.\nSecond paragraph there.\n"
+    assert paragraph_number(text, 0) == 1
+    assert paragraph_number(text, text.index("Second")) == 3
