@@ -512,10 +512,10 @@ class Retriever:
             return out
 
         if not filters.active() and not filters.as_of:
-            got = keep(self.store.query(qvec, top_k=min(len(cat), n + DENSE_SLACK)))
+            got = keep(self.store.query(qvec, top_k=min(len(cat), n + DENSE_SLACK), payload=False))
             if len(got) >= n:
                 return got[:n]
-        return keep(self.store.query(qvec, top_k=n, where=cat.where(filters)))[:n]
+        return keep(self.store.query(qvec, top_k=n, where=cat.where(filters), payload=False))[:n]
 
     def token_set(self, row: int) -> frozenset[int]:
         """The distinct BM25 token ids of a catalogue row (its title's and its text's)."""

@@ -160,8 +160,9 @@ class Store:
                 return out
             offset += len(got)
 
-    def query(self, embedding: Sequence[float], top_k: int, where: dict | None = None) -> list[Hit]:
-        """Nearest chunks by cosine similarity (score in [-1, 1]).
+    def query(self, embedding: Sequence[float], top_k: int, where: dict | None = None,
+              payload: bool = True) -> list[Hit]:
+        """Nearest chunks by cosine similarity (score in [-1, 1]); ``payload=False`` skips text and metadata.
 
         An embedded store that another process (an ingest) writes to can fail a filtered query with
         "Error finding id" (chroma-core/chroma#3792: its metadata is read live, its vectors are cached):
@@ -171,7 +172,7 @@ class Store:
         vec = [list(map(float, embedding))]
         for attempt in range(len(QUERY_RETRY_DELAYS) + 1):
             try:
-                return self._query(vec, top_k, where)
+                return self._query(vec, top_k, where, payload)
             except Exception as exc:  # noqa: BLE001 - chromadb raises InternalError, ValueError, ...
                 if self.settings.chroma_host or attempt == len(QUERY_RETRY_DELAYS):
                     if not where or self.settings.chroma_host:
@@ -183,11 +184,13 @@ class Store:
         wide = self._query(vec, max(top_k * 10, 200), None)
         return [h for h in wide if metadata_matches(h.metadata, where or {})][:top_k]
 
-    def _query(self, vec: list[list[float]], top_k: int, where: dict | None) -> list[Hit]:
-        res = self.collection.query(query_embeddings=vec, n_results=top_k, where=where or None,
-                                    include=["documents", "metadatas", "distances"])
-        return [Hit(i, d or "", m or {}, 1.0 - float(dist)) for i, d, m, dist in
-                zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])]
+    def _query(self, vec: list[list[float]], top_k: int, where: dict | None, payload: bool = True) -> list[Hit]:
+        include = ["documents", "metadatas", "distances"] if payload else ["distances"]
+        res = self.collection.query(query_embeddings=vec, n_results=top_k, where=where or None, include=include)
+        ids, dists = res["ids"][0], res["distances"][0]
+        docs = res["documents"][0] if payload else [""] * len(ids)
+        metas = res["metadatas"][0] if payload else [{}] * len(ids)
+        return [Hit(i, d or "", m or {}, 1.0 - float(dist)) for i, d, m, dist in zip(ids, docs, metas, dists)]
 
     def refresh(self) -> None:
         """Re-open an embedded store so that queries see vectors another process added since it was opened.
