@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -239,7 +240,8 @@ class Registry:
         path = self.snapshot_path(sha)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            # One temp file per writer: two threads may store the same bytes (a copy served twice) at once.
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             with gzip.open(tmp, "wb", compresslevel=6) as fh:
                 fh.write(content)
             tmp.replace(path)
