@@ -19,6 +19,7 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import TEST_CACHE, make_settings
+from tests.fixtures.procs import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -67,12 +68,7 @@ def streamlit_server(data_dir: Path, log: Path, **env: str) -> Iterator[str]:
             time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")

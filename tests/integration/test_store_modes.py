@@ -18,6 +18,7 @@ from kb.errors import EmbedderMismatch, StoreUnavailable
 from kb.registry import Registry
 from kb.store import open_store
 from tests.conftest import TEST_CACHE, make_settings
+from tests.fixtures.procs import stop_process
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,17 +50,11 @@ def chroma_server(tmp_path: Path):
                 if proc.poll() is not None:
                     break
                 time.sleep(0.2)
-        else:
-            pass
         if proc.poll() is not None:
             raise RuntimeError(f"chroma run exited: {(tmp_path / 'chroma.log').read_text(errors='replace')}")
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
 
 
