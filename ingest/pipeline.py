@@ -7,17 +7,17 @@ last, so a killed run is completed by the next one with the same ids and no dupl
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import sys
-import time
 import uuid
 from fnmatch import fnmatch
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode
 
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
@@ -31,7 +31,7 @@ from ingest.fetch import FetchError, FetchResult, fetch_url, read_file
 from ingest.lock import run_lock
 from ingest.sources import Source
 from kb.embedding import KBEmbedding, make_embedder
-from kb.errors import KBError, StoreUnavailable
+from kb.errors import StoreUnavailable
 from kb.language import detect_language
 from kb.registry import Registry, VersionRow, iso, utcnow
 from kb.settings import FOREVER, Settings
@@ -237,7 +237,6 @@ class Ingestor:
             "SELECT d.doc_id, v.signature, v.meta FROM documents d JOIN versions v ON v.doc_id=d.doc_id "
             "WHERE d.duplicate_of IS NULL AND v.valid_to=? AND v.signature IS NOT NULL "
             "ORDER BY d.first_seen, d.doc_id", (FOREVER,))
-        import json
         for r in rows:
             index.add(r["doc_id"], json.loads(r["meta"] or "{}").get("exact_key", ""),
                       dedup.signature_from_bytes(r["signature"]))
@@ -330,7 +329,6 @@ class Ingestor:
         publisher = src.publisher or page.sitename or urlsplit(url).hostname or ""
         title = page.title or src.title or url
         chunks = [] if match else chunk_text(text)
-        import json
         meta = {"exact_key": key, "declared_language": page.language, "author": page.author,
                 **{k: v for k, v in (page.meta or {}).items() if isinstance(v, (str, int, float, list))}}
         with self.registry.transaction() as db:
@@ -415,7 +413,6 @@ class Ingestor:
         return rep
 
     def record_source(self, source: Source, rep: SourceReport, now: str) -> None:
-        import json
         last_error = rep.errors[-1]["error"] if rep.errors else None
         with self.registry.transaction() as db:
             db.execute("INSERT INTO sources (name, config, first_seen) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE"
@@ -439,7 +436,6 @@ def run_ingest(settings: Settings, sources: Sequence[Source], only: Sequence[str
         with ing.registry.transaction() as db:
             db.execute("INSERT INTO runs (run_id, started, sources_file, status) VALUES (?,?,?,?)",
                        (report.run_id, report.started, sources_file, "running"))
-        import json
         try:
             report.recovered_versions = ing.finish_pending()
             chosen = [s for s in sources if not only or s.name in only]
