@@ -10,7 +10,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,15 +17,13 @@ from typing import Iterator
 
 import pytest
 
+from bench.ui import CHROMIUM_ARGS, DONE, app_command
 from tests.conftest import TEST_CACHE, make_settings
 from tests.fixtures.procs import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path(os.environ.get("KB_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-DONE = "[class*='st-key-kb-done-']"
 HINDI_Q = "OpenAI की Terms of Service API outputs के किस उपयोग को prohibit करती है?"
 ENGLISH_Q = "Which court order denied Musk's motion for a preliminary injunction, and when?"
 FILTER_Q = "Did Musk testify that xAI used OpenAI models to train Grok?"
@@ -48,9 +45,7 @@ def streamlit_server(data_dir: Path, log: Path, **env: str) -> Iterator[str]:
     environ = {**os.environ, "KB_DATA_DIR": str(data_dir), "KB_EMBED_CACHE": str(TEST_CACHE),
                "KB_EMBED_THREADS": "1", "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False", **env}
     environ.pop("KB_APP_PASSWORD", None)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+    cmd = app_command(port)
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

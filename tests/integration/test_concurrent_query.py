@@ -22,7 +22,7 @@ import pytest
 from ingest.pipeline import run_ingest
 from ingest.sources import load_sources
 from tests.conftest import ROOT, make_settings
-from tests.fixtures.faults import article_text, wait_until
+from tests.fixtures.faults import article_text, wait_until, write_article
 
 pytestmark = pytest.mark.integration
 
@@ -81,11 +81,9 @@ def test_queries_every_100ms_never_fail_while_an_ingest_writes(tmp_path) -> None
     base.mkdir()
     more.mkdir()
     for n in range(3):
-        title, paras = article_text(800 + n)
-        (base / f"b{n}.txt").write_text(title + "\n\n" + "\n\n".join(paras), encoding="utf-8")
+        write_article(base / f"b{n}.txt", 800 + n)
     for n in range(12):
-        title, paras = article_text(900 + n, sentences=6)
-        (more / f"m{n:02d}.txt").write_text(title + "\n\n" + "\n\n".join(paras), encoding="utf-8")
+        write_article(more / f"m{n:02d}.txt", 900 + n, sentences=6)
     (more / "zephyr.txt").write_text("Zephyr Lighthouse Accord\n\n" + NEW_TOPIC + "\n", encoding="utf-8")
     first = tmp_path / "first.yaml"
     first.write_text(f"sources:\n  - name: base\n    path: {base}\n    doctype: news\n", encoding="utf-8")

@@ -19,7 +19,7 @@ from kb.registry import Registry
 from kb.settings import FOREVER
 from kb.store import open_store
 from tests.conftest import ROOT, TEST_CACHE, make_settings
-from tests.fixtures.faults import EXPECTED, DripRoute, FaultServer, article_html, article_text, build_fault_site
+from tests.fixtures.faults import EXPECTED, DripRoute, FaultServer, article_html, article_text, build_fault_site, write_article
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 1.0
@@ -124,8 +124,7 @@ def test_store_lost_mid_run_stops_cleanly_and_the_next_run_completes(tmp_path, m
     folder = tmp_path / "docs"
     folder.mkdir()
     for n in range(5):
-        title, paras = article_text(200 + n)
-        (folder / f"d{n}.txt").write_text(title + "\n\n" + "\n\n".join(paras), encoding="utf-8")
+        write_article(folder / f"d{n}.txt", 200 + n)
     src = tmp_path / "s.yaml"
     src.write_text(f"sources:\n  - name: docs\n    path: {folder}\n", encoding="utf-8")
     settings = make_settings(tmp_path / "data")
@@ -198,8 +197,7 @@ def test_disk_full_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, small_d
     docs = tmp_path / "docs"
     docs.mkdir()
     for n in range(12):
-        title, paras = article_text(300 + n)
-        (docs / f"d{n:02d}.txt").write_text(title + "\n\n" + "\n\n".join(paras), encoding="utf-8")
+        write_article(docs / f"d{n:02d}.txt", 300 + n)
     first, both = tmp_path / "first.yaml", tmp_path / "both.yaml"
     first.write_text(f"sources:\n  - name: briefs\n    path: {ROOT / 'demo' / 'briefs'}\n", encoding="utf-8")
     both.write_text(first.read_text(encoding="utf-8") + f"  - name: docs\n    path: {docs}\n", encoding="utf-8")

@@ -26,7 +26,7 @@ from ingest.maintenance import verify_index
 from kb.registry import Registry
 from kb.store import open_store
 from tests.conftest import ROOT, make_settings
-from tests.fixtures.faults import article_text
+from tests.fixtures.faults import write_article
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KILLS = 20
@@ -37,8 +37,7 @@ def write_corpus(folder: Path) -> None:
     """Eight short documents, one to three chunks each (15 chunks in all)."""
     folder.mkdir(parents=True, exist_ok=True)
     for n in range(8):
-        title, paras = article_text(700 + n, sentences=3 + 2 * (n % 3), words=14)
-        (folder / f"doc-{n}.txt").write_text(title + "\n\n" + "\n\n".join(paras) + "\n", encoding="utf-8")
+        write_article(folder / f"doc-{n}.txt", 700 + n, sentences=3 + 2 * (n % 3), words=14)
 
 
 def env_for(data: Path) -> dict[str, str]:
