@@ -6,7 +6,7 @@ PORT ?= 8501
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run setup setup-dev system-deps ingest app test test-fast bench clean
+.PHONY: run setup setup-dev system-deps ingest app test test-fast lint bench clean
 
 run: setup ingest app
 
@@ -38,8 +38,13 @@ ingest: setup
 app: setup
 	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
 
-test: setup-dev
+# Lint and type-check first (fast), then the whole suite.
+test: setup-dev lint
 	$(BIN)/python -m pytest
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test-fast: setup-dev
 	$(BIN)/python -m pytest -m "not slow and not browser"

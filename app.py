@@ -1,7 +1,7 @@
 """Streamlit chat over the knowledge base: ask in any language, check every claim against its source.
 
 Run: ``streamlit run app.py`` (settings from ``KB_*`` variables; see docs/app.md). Scraped text is
-always rendered through ``kb.render`` (escaped), never as HTML or live Markdown.
+always rendered through ``ui.render`` (escaped), never as HTML or live Markdown.
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from kb import render, ui
-from kb.catalog import FilterOptions, filter_options, index_counts, publisher_filter, version_provenance
 from kb.errors import KBError, StoreUnavailable
+from kb.listings import FilterOptions, filter_options, index_counts, publisher_filter, version_provenance
 from kb.models import Answer, Citation
+from ui import render, runtime
 
 st.set_page_config(page_title="Knowledge base", page_icon="⚖️", layout="centered")
 
@@ -63,8 +63,8 @@ def _clear_filters() -> None:
 
 
 def sidebar_filters(engine: Any) -> Any:
-    """Sidebar widgets -> ``kb.retrieve.Filters`` (applied to retrieval)."""
-    from kb.retrieve import Filters
+    """Sidebar widgets -> ``kb.retrieval.filters.Filters`` (applied to retrieval)."""
+    from kb.retrieval.filters import Filters
 
     st.sidebar.header("Filters")
     if engine is None:
@@ -103,38 +103,11 @@ def sidebar_footer(engine: Any) -> None:
         sb.button("Clear conversation", on_click=lambda: st.session_state.pop("kb_history", None),
                   width="stretch")
         session_export_button(st.session_state["kb_history"], engine)
-    if ui.exposed_without_password():
-        sb.warning(f"This server is reachable from other machines and has no password: set {ui.PASSWORD_ENV}.")
+    if runtime.exposed_without_password():
+        sb.warning(f"This server is reachable from other machines and has no password: set {runtime.PASSWORD_ENV}.")
 
 
 # -- answering ------------------------------------------------------------------------------------
-class _RetrieverTap:
-    """Retriever proxy that reports each search to a callback (progress while the answer is made)."""
-
-    def __init__(self, retriever: Any, on_search: Callable[[Any, float], None]) -> None:
-        self._retriever, self._on_search = retriever, on_search
-
-    def search(self, *args: Any, **kwargs: Any) -> Any:
-        t = time.perf_counter()
-        out = self._retriever.search(*args, **kwargs)
-        self._on_search(out, time.perf_counter() - t)
-        return out
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._retriever, name)
-
-
-class _EngineTap:
-    """Engine proxy whose retriever reports progress; everything else is the shared engine."""
-
-    def __init__(self, engine: Any, on_search: Callable[[Any, float], None]) -> None:
-        self._engine = engine
-        self.retriever = _RetrieverTap(engine.retriever, on_search)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-
 def make_cards(answer: Answer, engine: Any) -> list[Card]:
     """Resolve each citation's surrounding text and provenance (snapshot hash, retrieval time)."""
     cards = []
@@ -149,19 +122,22 @@ def make_cards(answer: Answer, engine: Any) -> list[Card]:
 
 def answer_turn(engine: Any, question: str, filters: Any, status: Any, qlang: str) -> Turn:
     """Answer one question, reporting the steps to ``status``."""
-    from kb.answer import answer_question
+    from kb.answer.engine import Progress, answer_question
 
     stages = [f"Question language: {render.language_label(qlang)}"]
 
-    def on_search(ret: Any, seconds: float) -> None:
+    def on_progress(step: Progress) -> None:
+        if step.stage != "retrieved" or step.retrieval is None:
+            return
+        ret = step.retrieval
         docs = len({p.doc_id for p in ret.passages})
-        stages.append(f"Retrieved {len(ret.passages)} passages from {docs} documents in {seconds:.2f} s")
+        stages.append(f"Retrieved {len(ret.passages)} passages from {docs} documents in {step.seconds:.2f} s")
         status.update(label="Selecting and verifying quotes…")
         status.write(stages[-1])
 
     t = time.perf_counter()
     status.write(stages[0])
-    answer = answer_question(question, _EngineTap(engine, on_search), filters=filters, language=qlang)
+    answer = answer_question(question, engine, filters=filters, language=qlang, on_progress=on_progress)
     cards = make_cards(answer, engine)
     seconds = time.perf_counter() - t
     verdict = ("no sufficient evidence: the answer abstains" if answer.abstained
@@ -290,18 +266,18 @@ def session_export_button(history: list[Turn], engine: Any) -> None:
 def chat_page() -> None:
     """The chat: filters in the sidebar, the conversation, the question box."""
     st.html(render.CSS)
-    settings = ui.settings_or_stop()
-    engine, problem = ui.engine_or_none(settings)
+    settings = runtime.settings_or_stop()
+    engine, problem = runtime.engine_or_none(settings)
     filters = sidebar_filters(engine)
     st.title("Ask the knowledge base")
     st.caption("Terms of service, court filings and news coverage — every claim quotes its source.")
     ready = False
     if problem is not None:
-        title, command = ui.fix_for(problem, settings)
-        ui.show_problem(title, str(problem), command)
-    elif index_counts(engine.registry)["chunks"] == 0:
-        ui.show_problem("The index is empty", f"{settings.data_dir} holds no indexed passages yet.",
-                        f"KB_DATA_DIR={settings.data_dir} {ui.INGEST_COMMAND}")
+        title, command = runtime.fix_for(problem, settings)
+        runtime.show_problem(title, str(problem), command)
+    elif engine is None or index_counts(engine.registry)["chunks"] == 0:
+        runtime.show_problem("The index is empty", f"{settings.data_dir} holds no indexed passages yet.",
+                        f"KB_DATA_DIR={settings.data_dir} {runtime.INGEST_COMMAND}")
     else:
         ready = True
     history: list[Turn] = st.session_state.setdefault("kb_history", [])
@@ -313,7 +289,7 @@ def chat_page() -> None:
 
 
 def ask(engine: Any, question: str, filters: Any, history: list[Turn]) -> None:
-    from kb.answer import question_language
+    from kb.answer.engine import question_language
 
     render_question(question)
     with st.chat_message("assistant"):
@@ -322,22 +298,22 @@ def ask(engine: Any, question: str, filters: Any, history: list[Turn]) -> None:
         try:
             turn = answer_turn(engine, question, filters, status, qlang)
         except StoreUnavailable as exc:
-            ui.forget_engine()
+            runtime.forget_engine()
             status.update(label="The index became unreachable", state="error")
-            title, command = ui.fix_for(exc, engine.settings)
-            ui.show_problem(title, str(exc), command)
+            title, command = runtime.fix_for(exc, engine.settings)
+            runtime.show_problem(title, str(exc), command)
             return
         except (KBError, ValueError) as exc:
             status.update(label="The question could not be answered", state="error")
             st.error(render.escape_inline(str(exc)))
             return
-        except Exception as exc:  # noqa: BLE001 - the edge: log the traceback, tell the user what to do
+        except Exception as exc:
             log.exception("answering %r failed", question[:80])
             status.update(label="The question could not be answered", state="error")
-            if not ui.store_reachable(engine):
-                ui.forget_engine()
-                title, command = ui.fix_for(exc, engine.settings)
-                ui.show_problem(title, f"{type(exc).__name__}: {exc}", command)
+            if not runtime.store_reachable(engine):
+                runtime.forget_engine()
+                title, command = runtime.fix_for(exc, engine.settings)
+                runtime.show_problem(title, f"{type(exc).__name__}: {exc}", command)
             else:
                 st.error(f"Answering failed ({render.escape_inline(type(exc).__name__)}: "
                          f"{render.escape_inline(str(exc)[:300])}). Ask again; if it persists, the server log has "
@@ -349,7 +325,7 @@ def ask(engine: Any, question: str, filters: Any, history: list[Turn]) -> None:
 
 def main() -> None:
     """Access check, then the navigation between the chat and the sources page."""
-    ui.require_password()
+    runtime.require_password()
     pages = [st.Page(chat_page, title="Ask", icon=":material/forum:", url_path="ask", default=True),
              st.Page(SOURCES_PAGE, title="Sources", icon=":material/library_books:", url_path="sources")]
     st.navigation(pages).run()

@@ -8,13 +8,14 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trafilatura.deduplication import Simhash  # noqa: E402
+from trafilatura.deduplication import Simhash
 
-from bench.dedup_pairs import SHARED, labelled_pairs  # noqa: E402
-from ingest import dedup  # noqa: E402
+from ingest import dedup
+from tests.fixtures.dedup_pairs import SHARED, labelled_pairs
 
 
 def minhash_same(a: str, b: str) -> bool:
@@ -43,8 +44,9 @@ def score(detector, pairs) -> dict[str, float]:
             misses[f"false- {p.kind}"] += 1
         else:
             tn += 1
-    return {"precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1), "tp": tp, "fp": fp, "fn": fn,
+    out: dict[str, Any] = {"precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1), "tp": tp, "fp": fp, "fn": fn,
             "tn": tn, "ms_per_pair": 1000 * (time.perf_counter() - t0) / len(pairs), "errors": dict(misses)}
+    return out
 
 
 def main() -> int:

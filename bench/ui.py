@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,9 +28,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-DONE = "[class*='st-key-kb-done-']"
+sys.path.insert(0, str(ROOT))
+
+# Shared with the browser tests: how the app is started, Chromium's flags, the answer-complete marker.
+from tests.fixtures.browser import CHROMIUM_ARGS, DONE, app_command, free_port
+
 QUESTIONS = [
     "Which court order denied Musk's motion for a preliminary injunction, and when?",
     "OpenAI की Terms of Service API outputs के किस उपयोग को prohibit करती है?",
@@ -59,19 +60,6 @@ def percentile(values: list[float], p: float) -> float | None:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
     return ordered[k]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def app_command(port: int) -> list[str]:
-    """``streamlit run app.py`` on 127.0.0.1:port, headless, no file watcher (shared with the browser tests)."""
-    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
-            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none"]
 
 
 def start_app(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kb.sentences import sentence_spans, token_estimate
+from kb.text.sentences import sentence_spans, token_estimate
 
 TARGET_TOKENS = 160
 MAX_TOKENS = 300

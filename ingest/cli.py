@@ -1,35 +1,29 @@
-"""``python -m ingest``: the only place in ingest that prints; exit codes 0 ok, 1 some items failed, 2 bad input."""
+"""``python -m ingest``: run, status, watch, verify and prune, listed explicitly (``kb.cli.framework``).
+
+The only place in ingest that prints. The work itself is in plain functions that return data
+(``run_ingest``, ``verify_index``, ``plan_prune``/``prune``, ``ingest.scheduler.Watcher``).
+Exit codes: 0 ok; 1 some items failed, problems were found or a run stopped; 2 bad invocation or input.
+"""
 from __future__ import annotations
 
 import argparse
 import json
-import logging
+import signal
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Sequence
 
-from kb.errors import ConfigError, KBError
+from ingest.prune import plan_prune, prune
+from ingest.verify import verify_index
+from kb.cli.framework import Command, print_json, run_cli
+from kb.errors import ConfigError, KBError, NoIndex
 from kb.registry import Registry
-from kb.settings import Settings, load_settings
-
-Command = Callable[[argparse.Namespace, Settings], int]
-COMMANDS: dict[str, Command] = {}
+from kb.settings import Settings
+from kb.times import now_iso
 
 
-def command(name: str) -> Callable[[Command], Command]:
-    """Register a subcommand handler."""
-    def wrap(fn: Command) -> Command:
-        COMMANDS[name] = fn
-        return fn
-    return wrap
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
-
-
-@command("run")
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest sources.yaml once."""
     from ingest.pipeline import run_ingest
@@ -43,7 +37,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     report = run_ingest(settings, sources, only=args.only, progress=not args.quiet,
                         sources_file=str(args.sources), wait_for_lock=args.wait)
     if args.json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
     else:
         _print_summary(report)
     return report.exit_code
@@ -68,16 +62,15 @@ def _print_summary(report: Any) -> None:
 def status_json(settings: Settings) -> dict[str, Any]:
     """The ``ingest status --json`` object."""
     if not settings.registry_path.exists():
-        raise KBError(f"no index in {settings.data_dir} yet; build it with `python -m ingest run`")
+        raise NoIndex(f"no index in {settings.data_dir} yet; build it with `python -m ingest run`")
     reg = Registry(settings.registry_path, readonly=True)
     docs = reg.documents()
     canonical = [d for d in docs if not d["duplicate_of"]]
-    current = reg.query("SELECT v.version_id, v.n_chunks, v.language, d.doctype FROM versions v JOIN documents d "
-                        "USING(doc_id) WHERE v.status='indexed' AND d.duplicate_of IS NULL")
+    current = reg.current_canonical_versions()
     embedder = None
     store_mode = settings.store_mode
     try:
-        from kb.store import open_store
+        from kb.vectors.store import open_store
         store = open_store(settings, create=False)
         embedder = store.embedder_id
         n_chunks = store.count()
@@ -86,8 +79,7 @@ def status_json(settings: Settings) -> dict[str, Any]:
     per_source = Counter(d["source"] for d in docs)
     return {
         "documents": len(canonical),
-        "versions": reg.query("SELECT COUNT(*) FROM versions v JOIN documents d USING(doc_id) "
-                              "WHERE d.duplicate_of IS NULL")[0][0],
+        "versions": reg.canonical_version_count(),
         "chunks": n_chunks,
         "duplicates": len(docs) - len(canonical),
         "by_language": dict(Counter(d["language"] or "und" for d in canonical).most_common()),
@@ -100,12 +92,11 @@ def status_json(settings: Settings) -> dict[str, Any]:
     }
 
 
-@command("status")
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """What is in the index, last runs and source health."""
     st = status_json(settings)
     if args.json:
-        _print_json(st)
+        print_json(st)
         return 0
     print(f"{st['documents']} documents, {st['versions']} versions, {st['chunks']} chunks, "
           f"{st['duplicates']} duplicates; store {st['store']}; embedder {st['embedder']}")
@@ -119,55 +110,142 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ingest", description=(
-        "Fetch, extract, deduplicate, chunk and embed the sources of sources.yaml into the knowledge base. "
-        "Settings come from KB_* environment variables (see README)."))
-    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    r = sub.add_parser("run", help="ingest every source once (progress on stderr)")
-    r.add_argument("--sources", type=Path, default=Path("sources.yaml"), help="sources file (default: sources.yaml)")
-    r.add_argument("--only", nargs="+", metavar="NAME", help="ingest only these sources")
-    r.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
-    r.add_argument("--wait", action="store_true", help="wait for a running ingest instead of exiting")
-    s = sub.add_parser("status", help="what is in the index, last runs, source health")
-    s.add_argument("--json", action="store_true", help="print JSON on stdout")
-    for extra in EXTRA_PARSERS:
-        extra(sub)
-    return p
+def _verify_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--no-store", action="store_true", help="skip the registry/vector-store comparison")
 
 
-#: Other modules (watch, verify, prune) add their subparsers here.
-EXTRA_PARSERS: list[Callable[[Any], None]] = []
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Evidence check: exit 1 when a snapshot, a version text, a chunk or a vector does not match."""
+    rep = verify_index(settings, store=not args.no_store)
+    if args.json:
+        print_json(rep.to_json())
+    else:
+        store = "" if rep.store_chunks is None else f", {rep.store_chunks} vectors"
+        print(f"checked {rep.snapshots} snapshots, {rep.versions} versions, {rep.chunks} chunks{store}: "
+              + ("all match" if not rep.problems else f"{len(rep.problems)} problem(s)"))
+        for p in rep.problems:
+            print(f"  ! {p['kind']}: {p['item']}: {p['error']}")
+        for n in rep.notes:
+            print(f"  note: {n}")
+    return rep.exit_code
 
 
-def _load_extensions() -> None:
-    import importlib
-
-    for mod in ("ingest.maintenance",):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+def _prune_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sources", type=Path, default=Path("sources.yaml"), help="sources file (default: sources.yaml)")
+    p.add_argument("--source", nargs="+", metavar="NAME", help="prune only these removed sources")
+    p.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    p.add_argument("--yes", action="store_true", help="delete without asking")
+    p.add_argument("--keep-snapshots", action="store_true", help="keep the raw snapshots (evidence) of pruned versions")
+    p.add_argument("--json", action="store_true", help="print the plan (and what was done) as JSON on stdout")
 
 
-def main(argv: list[str] | None = None) -> int:
-    _load_extensions()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
+    """Remove the documents of sources no longer in the sources file; never without --yes or a typed 'yes'."""
+    from ingest.sources import load_sources
+
+    if not settings.registry_path.exists():
+        raise KBError(f"no index in {settings.data_dir} yet; nothing to prune")
+    if args.dry_run and args.yes:
+        raise ConfigError("--dry-run and --yes contradict each other; choose one")
+    sources = load_sources(args.sources)
+    plan = plan_prune(settings, [s.name for s in sources], args.source)
+    s = plan.summary()
+    out = sys.stderr if args.json else sys.stdout
+    if plan.empty:
+        print(f"nothing to prune: every source in the index is in {args.sources}", file=out)
+        if args.json:
+            print_json({"pruned": False, **s})
+        return 0
+    print(f"sources no longer in {args.sources}: {', '.join(plan.sources) or 'none'}", file=out)
+    print(f"  {s['documents']} documents, {s['versions']} versions, {s['chunks']} chunks, "
+          f"{s['snapshots']} snapshots" + ("" if not args.keep_snapshots else " (kept)")
+          + (f"; {s['promoted']} copies elsewhere become canonical" if s["promoted"] else "")
+          + (f"; {s['orphan_vectors']} orphan vectors" if s["orphan_vectors"] else ""), file=out)
+    if args.dry_run:
+        print("dry run: nothing deleted", file=out)
+        if args.json:
+            print_json({"pruned": False, **s})
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("nothing deleted: re-run with --yes to delete this, or --dry-run to only list it", file=sys.stderr)
+            return 2
+        answer = input("delete this from the index? type 'yes' to confirm: ").strip().lower()
+        if answer != "yes":
+            print("nothing deleted", file=out)
+            return 0
+    prune(settings, plan, keep_snapshots=args.keep_snapshots)
+    print(f"pruned {', '.join(plan.sources) or 'orphan vectors'}", file=out)
+    if args.json:
+        print_json({"pruned": True, **s})
+    return 0
+
+
+def _watch_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sources", type=Path, default=Path("sources.yaml"), help="sources file (default: sources.yaml)")
+    p.add_argument("--max-runs", type=int, metavar="N", help="stop after N source runs")
+    p.add_argument("--for", dest="duration", metavar="DURATION", help="stop after this long (e.g. 90s, 30m, 12h)")
+    p.add_argument("--json", action="store_true", help="print each run's report as one JSON line on stdout")
+
+
+def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    """Scheduled re-ingestion; SIGTERM/SIGINT stop it after the run in progress."""
+    from ingest.scheduler import Watcher, WatchEvent
+    from ingest.sources import parse_duration
+
+    if args.max_runs is not None and args.max_runs < 1:
+        raise ConfigError("--max-runs must be 1 or more")
+    duration = parse_duration(args.duration, "--for") if args.duration else None
+    failed_runs = 0
+
+    def show(e: WatchEvent) -> None:
+        nonlocal failed_runs
+        if e.kind == "error" or (e.report is not None and e.report.failed):
+            failed_runs += 1
+        print(f"{now_iso()} watch: {e.message}", file=sys.stderr, flush=True)
+        if args.json and e.report is not None:
+            sys.stdout.write(json.dumps(e.report.to_json(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+
+    watcher = Watcher(settings, args.sources, max_runs=args.max_runs, duration=duration, on_event=show)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+    print(f"{now_iso()} watch: {len(watcher.sources)} source(s) from {args.sources}, data in {settings.data_dir}"
+          + (f", stopping after {args.max_runs} run(s)" if args.max_runs else "")
+          + (f", stopping after {args.duration}" if duration else ""), file=sys.stderr, flush=True)
     try:
-        settings = load_settings()
-        return COMMANDS[args.command](args, settings)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KBError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        watcher.run()
     except KeyboardInterrupt:
-        print("interrupted; run the same command again to finish the job", file=sys.stderr)
-        return 1
+        watcher.stop()
+    # A bounded watch (--max-runs/--for) reports failures like `run` does; a daemon stopped by a signal exits 0.
+    return 1 if failed_runs and (args.max_runs or duration) else 0
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sources", type=Path, default=Path("sources.yaml"), help="sources file (default: sources.yaml)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="ingest only these sources")
+    p.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--wait", action="store_true", help="wait for a running ingest instead of exiting")
+
+
+def _status_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("run", "ingest every source once (progress on stderr)", _run_arguments, cmd_run),
+    Command("status", "what is in the index, last runs, source health", _status_arguments, cmd_status),
+    Command("watch", "re-ingest each source at its refresh interval until stopped", _watch_arguments, cmd_watch),
+    Command("verify", "re-hash every snapshot and stored text; compare registry and store", _verify_arguments,
+            cmd_verify),
+    Command("prune", "delete sources no longer in the sources file (explicit: --yes)", _prune_arguments, cmd_prune),
+)
+DESCRIPTION = ("Fetch, extract, deduplicate, chunk and embed the sources of sources.yaml into the knowledge base. "
+               "Settings come from KB_* environment variables (see README).")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m ingest`` with these arguments (``sys.argv`` by default); returns the exit code."""
+    return run_cli("python -m ingest", DESCRIPTION, COMMANDS, argv)

@@ -150,10 +150,10 @@ def decode_bytes(data: bytes, declared: Iterable[str | None] = ()) -> tuple[str,
     except UnicodeDecodeError:
         pass
     for label in declared:
-        codec = _codec(label)
-        if codec and codec != "utf-8":
+        declared_codec = _codec(label)
+        if declared_codec and declared_codec != "utf-8":
             try:
-                return data.decode(codec), codec
+                return data.decode(declared_codec), declared_codec
             except (UnicodeDecodeError, LookupError):
                 log.debug("declared charset %s does not fit the bytes", label)
     detected = _detect(data)
@@ -263,9 +263,11 @@ def extract_document(result: FetchResult, path_hint: str | None = None) -> Page:
         if binary:
             raise ExtractError(f"{item} is not text/HTML: it was served as {result.content_type or 'unknown type'} "
                                f"but looks like {binary}; check that the URL points at the document itself", item)
-    extractor = {"html": extract_html, "pdf": extract_pdf, "docx": extract_docx,
-                 "markdown": extract_text, "text": extract_text}[kind]
-    page = extractor(result, path_hint, markdown=True) if kind == "markdown" else extractor(result, path_hint)
+    if kind == "markdown":
+        page = extract_text(result, path_hint, markdown=True)
+    else:
+        extractor = {"html": extract_html, "pdf": extract_pdf, "docx": extract_docx, "text": extract_text}[kind]
+        page = extractor(result, path_hint)
     if not page.date and kind != "html":
         page.date = text_date(page.text)
         if page.date:
@@ -469,10 +471,11 @@ def extract_html(result: FetchResult, path_hint: str | None = None) -> Page:
         raise ExtractError(f"{item} could not be parsed as HTML; check that the URL serves a web page", item)
     url = result.final_url or result.url
     lang, raw_lang = _declared_language(tree)
-    doc = bare_extraction(tree, url=url if url.startswith("http") else None, with_metadata=True,
+    doc: Any = bare_extraction(tree, url=url if url.startswith("http") else None, with_metadata=True,
                           include_tables=True, include_comments=False, include_images=False,
                           date_extraction_params=_date_params(), prune_xpath="//noscript",
-                          config=_trafilatura_config(), **FAVOR)
+                          config=_trafilatura_config(), favor_precision=FAVOR["favor_precision"],
+                          favor_recall=FAVOR["favor_recall"])
     text = join_paragraphs(body_paragraphs(doc.body)) if doc is not None else ""
     extractor = "trafilatura"
     if not text:
@@ -542,7 +545,7 @@ def extract_pdf(result: FetchResult, path_hint: str | None = None) -> Page:
         texts = [normalize_text(page.extract_text() or "") for page in reader.pages]
     except ExtractError:
         raise
-    except Exception as err:  # noqa: BLE001 - pypdf raises many types on damaged files
+    except Exception as err:
         raise ExtractError(f"{item} is a damaged PDF that cannot be read ({type(err).__name__}: {err}); "
                            "download it again or replace the file", item) from err
     text, offsets = _join_pages(texts)
@@ -595,7 +598,7 @@ def extract_docx(result: FetchResult, path_hint: str | None = None) -> Page:
     try:
         document = docx.Document(io.BytesIO(result.content))
         text = join_paragraphs(_docx_blocks(document))
-    except Exception as err:  # noqa: BLE001 - python-docx raises many types on damaged files
+    except Exception as err:
         raise ExtractError(f"{item} is not a readable DOCX file ({type(err).__name__}: {err}); open and re-save it "
                            "in Word/LibreOffice, or export it to PDF", item) from err
     if not text:

@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.robotparser
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,7 @@ class _Raw:
 
 def utc_now_iso() -> str:
     """The current UTC time as ISO-8601 with a Z suffix."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- address checks -------------------------------------------------------------------------------

@@ -6,19 +6,16 @@ last, so a killed run is completed by the next one with the same ids and no dupl
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 import sys
 import uuid
-from fnmatch import fnmatch
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Callable, Sequence
-from urllib.parse import urlsplit, urlunsplit, parse_qsl, urlencode
+from urllib.parse import urlsplit
 
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from tqdm import tqdm
@@ -30,12 +27,15 @@ from ingest.extract import ExtractError, Page, extract_document
 from ingest.fetch import FetchError, FetchResult, fetch_url, read_file
 from ingest.lock import run_lock
 from ingest.sources import Source
-from kb.embedding import KBEmbedding, make_embedder
 from kb.errors import StoreUnavailable
-from kb.language import detect_language
-from kb.registry import Registry, VersionRow, iso, utcnow
-from kb.settings import FOREVER, Settings
-from kb.store import Store, open_store
+from kb.registry import Registry, VersionRow
+from kb.registry.database import DocumentRecord, NewChunk, NewVersion
+from kb.registry.ids import doc_id_for, text_sha, version_id_for
+from kb.settings import Settings
+from kb.text.language import detect_language
+from kb.times import FOREVER, date_ts, epoch_of_iso, now_iso, utcnow
+from kb.vectors.embedding import KBEmbedding, make_embedder
+from kb.vectors.store import Store, open_store
 
 log = logging.getLogger(__name__)
 MIN_TEXT_CHARS = 40
@@ -107,31 +107,7 @@ class IngestReport:
                 "removed_sources": self.removed_sources}
 
 
-# -- identities -------------------------------------------------------------------------------
-_TRACKING = re.compile(r"^(utm_|fbclid$|gclid$|mc_|ref$|ref_src$)")
-
-
-def canonical_url(url: str) -> str:
-    """Lower-case scheme and host, no fragment, no tracking parameters, no trailing slash."""
-    parts = urlsplit(url.strip())
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)])
-    path = parts.path.rstrip("/") or "/"
-    host = (parts.hostname or "").lower()
-    if parts.port and not ((parts.scheme == "http" and parts.port == 80) or (parts.scheme == "https" and parts.port == 443)):
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme.lower(), host, path, query, ""))
-
-
-def doc_id_for(location: str) -> str:
-    """Deterministic document id from a canonical URL or an absolute path."""
-    key = canonical_url(location) if re.match(r"^https?://", location) else str(Path(location).resolve())
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
+# -- metadata ---------------------------------------------------------------------------------
 def _iso_date(value: str) -> str:
     """A date as YYYY-MM-DD when one can be read from ``value`` ("Effective January 2, 2025" included)."""
     if not value:
@@ -143,16 +119,9 @@ def _iso_date(value: str) -> str:
         import dateparser.search
 
         found = dateparser.search.search_dates(value, languages=["en"], settings={"PREFER_DAY_OF_MONTH": "first"})
-    except Exception:  # dateparser is best effort
+    except Exception:  # noqa: BLE001 - dateparser is best effort
         found = None
     return found[0][1].date().isoformat() if found else ""
-
-
-def _epoch(date: str) -> int:
-    try:
-        return int(datetime.fromisoformat(date).replace(tzinfo=timezone.utc).timestamp()) if date else 0
-    except ValueError:
-        return 0
 
 
 # -- work items -------------------------------------------------------------------------------
@@ -217,6 +186,66 @@ def prepare(item: Item, registry: Registry, settings: Settings) -> Prepared:
     return Prepared(item, doc_id, result, page, snapshot_sha=sha)
 
 
+# -- describing a page -----------------------------------------------------------------------
+@dataclass
+class PageDescription:
+    """What the registry is told about one changed page: the document row, the new version, its chunks."""
+
+    document: DocumentRecord
+    version: NewVersion
+    chunks: list[NewChunk]
+
+
+def describe_page(p: Prepared, latest: VersionRow | None, match: dedup.Match | None, exact_key: str,
+                  signature: bytes | None, checked: str, version_exists: Callable[[str], bool]) -> PageDescription:
+    """The document, version and chunks for a prepared page whose text changed (pure: no I/O but the
+    ``version_exists`` question). Language: the source's, else detected, else declared by the page;
+    identity URL: the page's canonical, else the fetched one (or the file's ``file://`` URI);
+    doctype: the page's own when it names one we know, else the source's; a copy gets no chunks."""
+    src, page, result = p.item.source, p.page, p.result
+    assert page is not None and result is not None
+    text = page.text
+    sha = text_sha(text)
+    language = src.language if src.language != "auto" else detect_language(text)
+    if language == "und" and page.language:
+        language = page.language
+    url = page.url or (result.final_url if not p.item.is_file else Path(p.item.location).resolve().as_uri())
+    valid_from = int(epoch_of_iso(result.retrieved) or 0)
+    if latest and valid_from <= latest.valid_from:
+        valid_from = latest.valid_from + 1
+    version_id = version_id_for(p.doc_id, sha)
+    if version_exists(version_id):  # the text went back to an earlier version
+        version_id = version_id_for(p.doc_id, sha, valid_from)
+    doctype = page.doctype if page.doctype in ("news", "tos", "court", "blog") else src.doctype
+    publisher = src.publisher or page.sitename or urlsplit(url).hostname or ""
+    title = page.title or src.title or url
+    published = _iso_date(page.date)
+    chunks = [] if match else [NewChunk(c.seq, c.start, c.end, detect_language(c.text), c.text)
+                               for c in chunk_text(text)]
+    meta = {"exact_key": exact_key, "declared_language": page.language, "author": page.author,
+            **{k: v for k, v in (page.meta or {}).items() if isinstance(v, (str, int, float, list))}}
+    document = DocumentRecord(
+        doc_id=p.doc_id, source=src.name, url=url, location=p.item.location, title=title, publisher=publisher,
+        author=page.author, doctype=doctype, language=language, published=published, checked=checked,
+        duplicate_of=match.doc_id if match else None, duplicate_kind=match.kind if match else None,
+        duplicate_score=match.score if match else None, etag=result.etag, last_modified=result.last_modified)
+    version = NewVersion(
+        version_id=version_id, doc_id=p.doc_id, text=text, text_sha=sha, snapshot_sha=p.snapshot_sha,
+        retrieved=result.retrieved, valid_from=valid_from, title=title, language=language, published=published,
+        effective_date=page.date, meta=meta, signature=signature)
+    return PageDescription(document, version, chunks)
+
+
+def classify(latest: VersionRow | None, doc: dict[str, Any] | None, match: dedup.Match | None) -> str:
+    """How a changed page counts in the run report: ``duplicate`` (a copy of another document), ``new``
+    (first version, or a former copy now standing alone) or ``updated``."""
+    if match:
+        return "duplicate"
+    if latest is None or (doc or {}).get("duplicate_of"):
+        return "new"
+    return "updated"
+
+
 # -- the run ----------------------------------------------------------------------------------
 class Ingestor:
     """Holds the registry, store, embedder and duplicate index for one run."""
@@ -233,24 +262,19 @@ class Ingestor:
 
     def _load_duplicate_index(self) -> dedup.DuplicateIndex:
         index = dedup.DuplicateIndex()
-        rows = self.registry.query(
-            "SELECT d.doc_id, v.signature, v.meta FROM documents d JOIN versions v ON v.doc_id=d.doc_id "
-            "WHERE d.duplicate_of IS NULL AND v.valid_to=? AND v.signature IS NOT NULL "
-            "ORDER BY d.first_seen, d.doc_id", (FOREVER,))
-        for r in rows:
-            index.add(r["doc_id"], json.loads(r["meta"] or "{}").get("exact_key", ""),
-                      dedup.signature_from_bytes(r["signature"]))
+        for doc_id, key, signature in self.registry.current_signatures():
+            index.add(doc_id, key, dedup.signature_from_bytes(signature))
         return index
 
     # -- recovery ---------------------------------------------------------------------------
     def finish_pending(self) -> int:
         """Complete versions that a killed run left ``pending``."""
-        rows = self.registry.query("SELECT version_id FROM versions WHERE status='pending' ORDER BY valid_from")
-        for r in rows:
-            v = self.registry.version(r["version_id"])
+        pending = self.registry.pending_version_ids()
+        for version_id in pending:
+            v = self.registry.version(version_id)
             if v:
                 self._index_version(v, self.registry.document(v.doc_id) or {})
-        return len(rows)
+        return len(pending)
 
     def _index_version(self, v: VersionRow, doc: dict[str, Any]) -> int:
         """Embed and store a pending version's chunks, retire the previous version, mark it indexed.
@@ -269,12 +293,7 @@ class Ingestor:
                 and p.valid_from < v.valid_from]
         for p in prev:
             self.store.update_metadata([c.chunk_id for c in self.registry.chunks(p.version_id)], {"valid_to": v.valid_from})
-        with self.registry.transaction() as db:
-            for p in prev:
-                db.execute("UPDATE versions SET valid_to=? WHERE version_id=?", (v.valid_from, p.version_id))
-            db.execute("UPDATE versions SET status='indexed' WHERE version_id=?", (v.version_id,))
-            db.execute("INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE SET "
-                       "value=CAST(value AS INTEGER)+1")
+        self.registry.mark_indexed(v.version_id, retire=[(p.version_id, v.valid_from) for p in prev])
         return len(todo)
 
     def _node(self, c: Any, vec: Any, v: VersionRow, doc: dict[str, Any]) -> TextNode:
@@ -283,7 +302,7 @@ class Ingestor:
             "url": doc.get("url") or "", "title": v.title or doc.get("title") or "",
             "publisher": doc.get("publisher") or "", "doctype": doc.get("doctype") or "other",
             "language": c.language, "doc_language": v.language, "published": v.published or "",
-            "published_ts": _epoch(v.published), "retrieved": v.retrieved, "valid_from": v.valid_from,
+            "published_ts": date_ts(v.published), "retrieved": v.retrieved, "valid_from": v.valid_from,
             "valid_to": v.valid_to, "start": c.start, "end": c.end, "seq": c.seq,
         }
         node = TextNode(id_=c.chunk_id, text=c.text, embedding=[float(x) for x in vec], metadata=meta,
@@ -294,18 +313,16 @@ class Ingestor:
     # -- commit one document ----------------------------------------------------------------
     def commit(self, p: Prepared, rep: SourceReport) -> None:
         """Register a prepared document: unchanged, duplicate, new or updated version."""
-        src, now = p.item.source, iso(utcnow())
+        now = now_iso()
         doc = self.registry.document(p.doc_id)
         if p.not_modified:
             self._touch(p, now)
             rep.documents_unchanged += 1
             return
-        page = p.page
-        assert page is not None and p.result is not None
-        text = page.text
-        text_sha = _sha(text)
+        assert p.page is not None and p.result is not None
+        text = p.page.text
         latest = self.registry.latest_version(p.doc_id)
-        if latest and latest.text_sha == text_sha:
+        if latest and latest.text_sha == text_sha(text):
             if latest.status == "pending":
                 rep.chunks_embedded += self._index_version(latest, doc or {})
             self._touch(p, now)
@@ -313,61 +330,20 @@ class Ingestor:
             return
         key, sig = dedup.exact_key(text), dedup.signature(text)
         match = self.dups.find(p.doc_id, key, sig)
-        language = src.language if src.language != "auto" else detect_language(text)
-        if language == "und" and page.language:
-            language = page.language
-        url = page.url or (p.result.final_url if not p.item.is_file else Path(p.item.location).resolve().as_uri())
-        published = _iso_date(page.date)
-        retrieved = p.result.retrieved
-        valid_from = int(datetime.fromisoformat(retrieved.replace("Z", "+00:00")).timestamp())
-        if latest and valid_from <= latest.valid_from:
-            valid_from = latest.valid_from + 1
-        version_id = hashlib.sha256(f"{p.doc_id}:{text_sha}".encode()).hexdigest()[:20]
-        if self.registry.version(version_id):  # the text went back to an earlier version
-            version_id = hashlib.sha256(f"{p.doc_id}:{text_sha}:{valid_from}".encode()).hexdigest()[:20]
-        doctype = page.doctype if page.doctype in ("news", "tos", "court", "blog") else src.doctype
-        publisher = src.publisher or page.sitename or urlsplit(url).hostname or ""
-        title = page.title or src.title or url
-        chunks = [] if match else chunk_text(text)
-        meta = {"exact_key": key, "declared_language": page.language, "author": page.author,
-                **{k: v for k, v in (page.meta or {}).items() if isinstance(v, (str, int, float, list))}}
-        with self.registry.transaction() as db:
-            if doc is None:
-                db.execute(
-                    "INSERT INTO documents (doc_id, source, url, location, title, publisher, author, doctype, language,"
-                    " published, first_seen, last_checked, duplicate_of, duplicate_kind, duplicate_score, etag,"
-                    " last_modified) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (p.doc_id, src.name, url, p.item.location, title, publisher, page.author, doctype, language,
-                     published, now, now, match.doc_id if match else None, match.kind if match else None,
-                     match.score if match else None, p.result.etag, p.result.last_modified))
-            else:
-                db.execute(
-                    "UPDATE documents SET source=?, url=?, title=?, publisher=?, author=?, doctype=?, language=?,"
-                    " published=?, last_checked=?, duplicate_of=?, duplicate_kind=?, duplicate_score=?, etag=?,"
-                    " last_modified=? WHERE doc_id=?",
-                    (src.name, url, title, publisher, page.author, doctype, language, published, now,
-                     match.doc_id if match else None, match.kind if match else None,
-                     match.score if match else None, p.result.etag, p.result.last_modified, p.doc_id))
-            db.execute(
-                "INSERT INTO versions (version_id, doc_id, text_sha, snapshot_sha, retrieved, valid_from, valid_to,"
-                " title, language, published, effective_date, status, n_chunks, text, meta, signature)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (version_id, p.doc_id, text_sha, p.snapshot_sha, retrieved, valid_from, FOREVER, title, language,
-                 published, page.date, "pending", len(chunks), text, json.dumps(meta, ensure_ascii=False),
-                 dedup.signature_bytes(sig)))
-            db.executemany(
-                'INSERT INTO chunks (chunk_id, version_id, doc_id, seq, start, "end", language, text)'
-                " VALUES (?,?,?,?,?,?,?,?)",
-                [(f"{version_id}-{c.seq:04d}", version_id, p.doc_id, c.seq, c.start, c.end,
-                  detect_language(c.text), c.text) for c in chunks])
-        v = self.registry.version(version_id)
+        desc = describe_page(p, latest, match, key, dedup.signature_bytes(sig), now,
+                             version_exists=lambda vid: self.registry.version(vid) is not None)
+        with self.registry.transaction():
+            self.registry.upsert_document(desc.document)
+            self.registry.add_version(desc.version, desc.chunks)
+        v = self.registry.version(desc.version.version_id)
         assert v is not None
         rep.chunks_embedded += self._index_version(v, self.registry.document(p.doc_id) or {})
-        if match:
+        outcome = classify(latest, doc, match)
+        if outcome == "duplicate":
             rep.duplicates += 1
             return
         self.dups.add(p.doc_id, key, sig)
-        if latest is None or (doc or {}).get("duplicate_of"):
+        if outcome == "new":
             rep.documents_new += 1
         else:
             rep.documents_updated += 1
@@ -375,9 +351,7 @@ class Ingestor:
     def _touch(self, p: Prepared, now: str) -> None:
         etag = p.result.etag if p.result else None
         lm = p.result.last_modified if p.result else None
-        with self.registry.transaction() as db:
-            db.execute("UPDATE documents SET last_checked=?, etag=COALESCE(?, etag), "
-                       "last_modified=COALESCE(?, last_modified) WHERE doc_id=?", (now, etag, lm, p.doc_id))
+        self.registry.touch_document(p.doc_id, now, etag, lm)
 
     # -- sources ----------------------------------------------------------------------------
     def run_source(self, source: Source, pool: ThreadPoolExecutor) -> SourceReport:
@@ -403,7 +377,7 @@ class Ingestor:
                     f.cancel()
                 bar.close()
                 raise StoreUnavailable(f"stopped while writing {it.location}: {exc}") from exc
-            except Exception as exc:  # noqa: BLE001 - one broken item never aborts the run
+            except Exception as exc:
                 log.exception("unexpected failure on %s", it.location)
                 rep.fail(it.location, f"unexpected {type(exc).__name__}: {exc}; please report this as a bug")
             bar.update(1)
@@ -414,16 +388,7 @@ class Ingestor:
 
     def record_source(self, source: Source, rep: SourceReport, now: str) -> None:
         last_error = rep.errors[-1]["error"] if rep.errors else None
-        with self.registry.transaction() as db:
-            db.execute("INSERT INTO sources (name, config, first_seen) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE"
-                       " SET config=excluded.config, removed_at=NULL",
-                       (source.name, json.dumps(source.config, ensure_ascii=False, default=str), now))
-            if rep.status == "failed":
-                db.execute("UPDATE sources SET last_run=?, consecutive_failures=consecutive_failures+1, last_error=?"
-                           " WHERE name=?", (now, last_error, source.name))
-            else:
-                db.execute("UPDATE sources SET last_run=?, last_success=?, consecutive_failures=0, last_error=?"
-                           " WHERE name=?", (now, now, last_error, source.name))
+        self.registry.record_source(source.name, source.config, now, rep.status == "failed", last_error)
 
 
 def run_ingest(settings: Settings, sources: Sequence[Source], only: Sequence[str] | None = None,
@@ -432,10 +397,8 @@ def run_ingest(settings: Settings, sources: Sequence[Source], only: Sequence[str
     with run_lock(settings, wait=wait_for_lock):
         ing = Ingestor(settings, progress=progress)
         report = IngestReport(run_id=f"{utcnow().strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}",
-                              started=iso(utcnow()))
-        with ing.registry.transaction() as db:
-            db.execute("INSERT INTO runs (run_id, started, sources_file, status) VALUES (?,?,?,?)",
-                       (report.run_id, report.started, sources_file, "running"))
+                              started=now_iso())
+        ing.registry.start_run(report.run_id, report.started, sources_file)
         try:
             report.recovered_versions = ing.finish_pending()
             chosen = [s for s in sources if not only or s.name in only]
@@ -443,23 +406,16 @@ def run_ingest(settings: Settings, sources: Sequence[Source], only: Sequence[str
                 for src in chosen:
                     rep = ing.run_source(src, pool)
                     report.sources.append(rep)
-                    ing.record_source(src, rep, iso(utcnow()))
+                    ing.record_source(src, rep, now_iso())
             known = {s.name for s in sources}
             report.removed_sources = [r["name"] for r in ing.registry.sources() if r["name"] not in known]
-            with ing.registry.transaction() as db:
-                db.executemany("UPDATE sources SET removed_at=COALESCE(removed_at, ?) WHERE name=?",
-                               [(iso(utcnow()), name) for name in report.removed_sources])
+            ing.registry.mark_sources_removed(report.removed_sources, now_iso())
         except BaseException as exc:  # a full disk, an unreachable store, kill: leave the run marked
             try:
-                with ing.registry.transaction() as db:
-                    db.execute("UPDATE runs SET finished=?, status='failed', report=? WHERE run_id=?",
-                               (iso(utcnow()), json.dumps({"error": str(exc) or type(exc).__name__}), report.run_id))
+                ing.registry.finish_run(report.run_id, now_iso(), "failed", {"error": str(exc) or type(exc).__name__})
             except Exception:  # noqa: BLE001 - the registry itself may be what failed
                 log.warning("could not record the failed run %s", report.run_id)
             raise
-        report.finished = iso(utcnow())
-        with ing.registry.transaction() as db:
-            db.execute("UPDATE runs SET finished=?, status=?, report=? WHERE run_id=?",
-                       (report.finished, "partial" if report.failed else "ok",
-                        json.dumps(report.to_json(), ensure_ascii=False), report.run_id))
+        report.finished = now_iso()
+        ing.registry.finish_run(report.run_id, report.finished, "partial" if report.failed else "ok", report.to_json())
         return report

@@ -23,9 +23,9 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -37,6 +37,7 @@ from ingest.sources import Source, load_sources
 from kb.errors import KBError
 from kb.registry import Registry
 from kb.settings import Settings
+from kb.times import datetime_of_epoch, epoch_of_iso, iso_of_epoch
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,6 @@ class SourceState:
     runs: int = 0
 
 
-def _epoch(iso_value: str | None) -> float | None:
-    if not iso_value:
-        return None
-    return datetime.fromisoformat(iso_value.replace("Z", "+00:00")).timestamp()
-
-
 def retry_delay(refresh: float, failures: int) -> float:
     """Seconds before re-trying a source after ``failures`` consecutive failed runs."""
     if failures <= 0:
@@ -82,7 +77,7 @@ def next_due(source: Source, row: dict | None, state: SourceState | None = None,
     """Epoch seconds when ``source`` is next due, from its registry row (and this watcher's own failures)."""
     now = time.time() if now is None else now
     due = now
-    last = _epoch((row or {}).get("last_run"))
+    last = epoch_of_iso((row or {}).get("last_run"))
     if last is not None:
         due = last + retry_delay(source.refresh_seconds, int((row or {}).get("consecutive_failures") or 0))
     if state and state.failures:
@@ -130,7 +125,7 @@ class Watcher:
         self.sources = load_sources(self.sources_file)   # a bad file at start is a ConfigError (exit 2)
         self._mtime = self._file_mtime()
         self.scheduler = BackgroundScheduler(
-            timezone=timezone.utc,
+            timezone=UTC,
             executors={"default": APThreadPool(max_workers=1), "sync": APThreadPool(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
 
@@ -156,13 +151,13 @@ class Watcher:
         """
         rows = self._rows() if rows is None else rows
         due = next_due(source, rows.get(source.name), self.state.get(source.name))
-        when = datetime.fromtimestamp(max(due, time.time()), timezone.utc)
+        when = datetime_of_epoch(max(due, time.time()))
         job_id = f"source:{source.name}"
         job = self.scheduler.get_job(job_id)
         if job is not None and job.trigger.interval.total_seconds() == source.refresh_seconds:
             job.modify(next_run_time=when)
         else:
-            self.scheduler.add_job(self._run_source, IntervalTrigger(seconds=source.refresh_seconds, timezone=timezone.utc),
+            self.scheduler.add_job(self._run_source, IntervalTrigger(seconds=source.refresh_seconds, timezone=UTC),
                                    args=[source.name], id=job_id, name=source.name, next_run_time=when,
                                    replace_existing=True)
         return due
@@ -223,7 +218,7 @@ class Watcher:
                        f"updated, {t['documents_unchanged']} unchanged, {t['duplicates']} duplicates, "
                        f"{t['chunks_embedded']} chunks embedded, {t['failed']} failed"
                        + (f" ({errors})" if errors else ""), name, report))
-        except Exception as exc:  # noqa: BLE001 - the watcher outlives any one run
+        except Exception as exc:
             st.failures += 1
             if not isinstance(exc, KBError):
                 log.exception("run of %s failed", name)
@@ -279,14 +274,4 @@ def _human(seconds: float) -> str:
 def _at(epoch: float) -> str:
     if epoch <= time.time() + 0.5:
         return "now"
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def watch(settings: Settings, sources_file: Path, max_runs: int | None = None, duration: float | None = None,
-          on_event: Callable[[WatchEvent], None] | None = None, sources: Sequence[Source] | None = None) -> Watcher:
-    """A configured (not yet running) watcher; call ``.run()``."""
-    w = Watcher(settings, Path(sources_file), max_runs=max_runs, duration=duration,
-                on_event=on_event or (lambda e: None))
-    if sources is not None:
-        w.sources = list(sources)
-    return w
+    return iso_of_epoch(epoch)

@@ -34,10 +34,6 @@ class Source:
     exclude: tuple[str, ...] = ()  # glob patterns of file names to skip in a folder
     config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
-    @property
-    def is_remote(self) -> bool:
-        return self.kind != "path"
-
 
 def parse_duration(value: Any, where: str) -> int:
     """'6h', '30m', '1d', '45s', '2w' or a number of seconds -> seconds."""

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from kb.errors import KBError
-from kb.registry import Registry, VersionRow, parse_when
+from kb.errors import NotFound
+from kb.registry import Registry, VersionRow
+from kb.times import parse_when
 
 #: Two paragraphs at least this similar (difflib ratio over words) count as one changed paragraph.
 SAME_PARAGRAPH = 0.5
@@ -26,7 +27,7 @@ _EMPHASIS = re.compile(r"\*\*|__|(?<!\w)[*_](?=\w)|(?<=\w)[*_](?!\w)")
 _WORD = re.compile(r"\s+|\S+\s*")   # a word with the spaces after it (leading spaces alone)
 
 
-class DiffError(KBError):
+class DiffError(NotFound):
     """The document or the versions to compare cannot be found."""
 
 
@@ -77,7 +78,7 @@ class VersionInfo:
     snapshot_sha: str | None
 
     @classmethod
-    def of(cls, v: VersionRow) -> "VersionInfo":
+    def of(cls, v: VersionRow) -> VersionInfo:
         return cls(v.version_id, v.retrieved, v.valid_from, v.valid_to, v.title, v.effective_date, v.snapshot_sha)
 
 
@@ -217,13 +218,12 @@ def find_document(registry: Registry, doc_id_or_url: str) -> dict[str, Any]:
     doc = registry.document(wanted)
     if doc:
         return doc
-    rows = registry.query("SELECT * FROM documents WHERE url=? OR location=?", (wanted, wanted))
+    rows = registry.documents_at(wanted)
     if not rows and not re.match(r"^[a-z]+://", wanted, re.I) and Path(wanted).exists():
-        rows = registry.query("SELECT * FROM documents WHERE location=?", (str(Path(wanted).resolve()),))
+        rows = registry.documents_at(str(Path(wanted).resolve()))
     if not rows and re.match(r"^[a-z]+://", wanted, re.I):
         key = _url_key(wanted)
-        rows = [r for r in registry.query("SELECT * FROM documents")
-                if _url_key(r["url"]) == key or _url_key(r["location"]) == key]
+        rows = [r for r in registry.documents() if _url_key(r["url"]) == key or _url_key(r["location"]) == key]
     if not rows:
         raise DiffError(f"no document with id, URL or path {wanted!r} in the index; list documents with "
                         "`python -m ingest status` or check the URL")

@@ -28,3 +28,15 @@ class CitationError(KBError):
 
 class SnapshotError(KBError):
     """A stored snapshot is missing or its content no longer matches its hash."""
+
+
+class UsageError(KBError):
+    """A bad invocation: a missing argument, a malformed date, a file that is not there (exit code 2)."""
+
+
+class NotFound(KBError):
+    """What was asked for is not in the index: an unknown document or version (exit code 2)."""
+
+
+class NoIndex(StoreUnavailable):
+    """There is no index to read yet; build it with ``python -m ingest run`` (exit code 2)."""

@@ -68,6 +68,7 @@ class Answer:
     passages: list[Passage] = field(default_factory=list)
     filters: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    reason: str = ""  # why it abstained (for eval and logs; not part of the JSON contract)
 
     def to_json(self) -> dict[str, Any]:
         """The ``kb ask --json`` contract (DESIGN.md)."""

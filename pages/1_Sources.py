@@ -1,19 +1,24 @@
 """Sources page: what is indexed (documents, versions, duplicates), ingest health, and a document's text.
 
-Scraped text is shown with ``st.text`` / ``st.dataframe`` (never parsed) or escaped by ``kb.render``.
+Scraped text is shown with ``st.text`` / ``st.dataframe`` (never parsed) or escaped by ``ui.render``.
 Query parameters ``doc``, ``version``, ``start``, ``end`` open a document (and highlight a quote).
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import streamlit as st
 
-from kb import render, ui
-from kb.catalog import (DocumentEntry, document_versions, index_counts, list_documents, recent_runs,
-                        source_health, version_provenance)
 from kb.errors import KBError
-from kb.settings import FOREVER
+from kb.listings import (
+    DocumentEntry,
+    document_versions,
+    index_counts,
+    list_documents,
+    recent_runs,
+    source_health,
+    version_provenance,
+)
+from kb.times import FOREVER, minute_of_epoch
+from ui import render, runtime
 
 st.set_page_config(page_title="Sources · Knowledge base", page_icon="📚", layout="wide")
 
@@ -21,7 +26,7 @@ st.set_page_config(page_title="Sources · Knowledge base", page_icon="📚", lay
 def _day(ts: int) -> str:
     if ts >= FOREVER:
         return "now"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return minute_of_epoch(ts)
 
 
 def show_counts(reg) -> None:
@@ -104,15 +109,13 @@ def show_document(reg, doc_id: str) -> None:
         st.info(f"Duplicate ({render.escape_inline(doc['duplicate_kind'] or 'copy')}) of "
                 f"**{render.escape_inline(canon.get('title') or doc['duplicate_of'])}**; answers cite the canonical "
                 "document.")
-    dups = reg.query("SELECT doc_id, title, publisher, url, duplicate_kind FROM documents WHERE duplicate_of=?",
-                     (doc_id,))
+    dups = reg.copies_of(doc_id)
     if dups:
         st.markdown("**Also published as (folded duplicates):**")
         for d in dups:
             st.markdown(f"- {render.link(d['publisher'] or d['title'] or d['url'], d['url'])} "
                         f"({render.escape_inline(d['duplicate_kind'] or 'copy')})")
-    same = reg.query("SELECT doc_id, title, published FROM documents WHERE duplicate_of IS NULL AND doc_id != ? "
-                     "AND rtrim(url, '/') = rtrim(?, '/') ORDER BY published", (doc_id, doc["url"] or "\u0000"))
+    same = reg.documents_sharing_url(doc_id, doc["url"] or "")
     if same:
         st.markdown("**Other documents at this URL** (answered from as versions of one page):")
         for d in same:
@@ -157,19 +160,18 @@ def show_version_text(reg, version_id: str, wanted: str | None) -> None:
 
 def main() -> None:
     st.html(render.CSS)
-    ui.require_password()
-    settings = ui.settings_or_stop()
+    runtime.require_password()
+    settings = runtime.settings_or_stop()
     st.title("Sources")
-    reg = ui.registry_or_none(settings)
+    reg = runtime.registry_or_none(settings)
     if reg is None:
-        ui.stop_with("There is no index yet", f"{settings.data_dir} holds no registry.sqlite.",
-                     f"KB_DATA_DIR={settings.data_dir} {ui.INGEST_COMMAND}")
-    
+        runtime.stop_with("There is no index yet", f"{settings.data_dir} holds no registry.sqlite.",
+                     f"KB_DATA_DIR={settings.data_dir} {runtime.INGEST_COMMAND}")
+
     show_counts(reg)
     docs = list_documents(reg)
     dup_titles = {r["doc_id"]: f"{r['title'] or r['url']} — {r['publisher'] or r['source']} (duplicate)"
-                  for r in reg.query("SELECT doc_id, title, url, publisher, source FROM documents "
-                                     "WHERE duplicate_of IS NOT NULL")}
+                  for r in reg.duplicate_documents()}
     doc_id = _select_document(docs, dup_titles)
     if doc_id:
         show_document(reg, doc_id)

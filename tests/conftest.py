@@ -1,8 +1,8 @@
-"""Shared fixtures: the shared folder, settings in a temp data dir, and a real index of ../shared.
+"""Pytest fixtures: the shared folder, settings in a temp data dir, and a real index of ../shared.
 
-The index is built once per test session by the real pipeline with the real packaged embedder.
-Passage vectors are cached in ``data/test-cache/`` (git-ignored), so only the first run anywhere
-pays for embedding the corpus.
+Helpers that tests import live in ``tests.fixtures`` (``tests.fixtures.settings`` for paths and
+settings); this file holds only fixtures. The index is built once per test session by the real
+pipeline with the real packaged embedder, over the persistent embedding cache.
 """
 from __future__ import annotations
 
@@ -11,18 +11,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("KB_SHARED_DIR", ROOT.parent / "shared"))
-TEST_CACHE = Path(os.environ.get("KB_TEST_CACHE", ROOT / "data" / "test-cache" / "embed_cache.sqlite"))
+from tests.fixtures.settings import SHARED, make_settings, shared_sources_yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    for name, doc in (("integration", "uses a real index, store or server"),
-                      ("browser", "drives headless Chromium"), ("slow", "takes more than ~30 s")):
-        config.addinivalue_line("markers", f"{name}: {doc}")
 
 
 @pytest.fixture(scope="session")
@@ -33,27 +25,10 @@ def shared_dir() -> Path:
     return SHARED
 
 
-def make_settings(data_dir: Path, **changes: object):
-    """Settings for a test data dir, sharing the persistent embedding cache."""
-    from kb.settings import Settings
-
-    base = Settings(data_dir=data_dir, embed_cache=TEST_CACHE, embed_threads=2)
-    return base.with_(**changes) if changes else base
-
-
 @pytest.fixture
 def settings(tmp_path: Path):
     """Settings over an empty temp data dir."""
     return make_settings(tmp_path / "data")
-
-
-def shared_sources_yaml(shared: Path, target: Path) -> Path:
-    """A sources file that ingests ../shared/corpus and ../shared/seeds from disk."""
-    target.write_text(
-        "sources:\n"
-        f"  - name: corpus\n    path: {shared / 'corpus'}\n    doctype: tos\n    exclude: [README.md]\n"
-        f"  - name: seeds\n    path: {shared / 'seeds'}\n    doctype: news\n", encoding="utf-8")
-    return target
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable
 
-from kb.export.model import (FORMATS, CitedQuote, CitedSummary, ExportEntry, ExportError, ExportMeta, SourceEntry,
-                             build_summary, export_meta)
+from kb.export.model import (
+    FORMATS,
+    CitedQuote,
+    CitedSummary,
+    ExportEntry,
+    ExportError,
+    ExportMeta,
+    SourceEntry,
+    build_summary,
+    export_meta,
+)
 from kb.export.pinpoint import Pinpoint, compute_pinpoint
 from kb.models import Answer
 from kb.registry import Registry
@@ -82,7 +91,7 @@ def write_export(answers: Iterable[Answer | tuple[str, Answer]], fmt: str, path:
 
 def suggested_filename(fmt: str, created: str | None = None) -> str:
     """A download name such as ``cited-summary-20260430T120000Z.pdf`` (now, or at ``created``)."""
-    from kb.export.model import now_iso
+    from kb.times import now_iso
 
     stamp = (created or now_iso()).replace("-", "").replace(":", "")
     return f"cited-summary-{stamp}.{fmt}"

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from kb.errors import CitationError, KBError
 from kb.export.pinpoint import Pinpoint, compute_pinpoint
-from kb.language import detect_language
 from kb.models import Answer, Citation
-from kb.registry import Registry, iso
-from kb.settings import FOREVER, Settings
+from kb.registry import Registry
+from kb.settings import Settings
+from kb.text.language import detect_language
+from kb.times import FOREVER, iso_of_epoch, now_iso
 
 FORMATS = ("md", "docx", "pdf", "json")
 SCHEMA = "kb-export/1"
@@ -242,10 +242,6 @@ class CitedSummary:
 
 
 # -- building -----------------------------------------------------------------------------------
-def now_iso() -> str:
-    return iso(datetime.now(timezone.utc).replace(microsecond=0))
-
-
 def export_meta(settings: Settings, registry: Registry, embedder_id: str | None = None,
                 created: str | None = None) -> ExportMeta:
     """Export metadata for an index; the embedder id is read from the store when not given."""
@@ -261,7 +257,7 @@ def _stored_embedder(settings: Settings) -> str | None:
     if settings.store_mode == "embedded" and not settings.chroma_dir.exists():
         return None  # opening would create an empty store beside a registry-only copy
     try:
-        from kb.store import open_store
+        from kb.vectors.store import open_store
 
         return open_store(settings, create=False).embedder_id
     except Exception:  # noqa: BLE001 - metadata only; the settings' model name is the fallback
@@ -324,8 +320,8 @@ def _source_entry(registry: Registry, v: Any, ref: int, citation: Citation) -> S
         doctype=doc.get("doctype") or citation.doctype or "other", language=v.language or doc.get("language") or "und",
         url=doc.get("url") or citation.url, retrieved=v.retrieved, snapshot_sha=v.snapshot_sha or "",
         version_number=number, version_count=max(len(ids), number),
-        valid_from=iso(datetime.fromtimestamp(v.valid_from, timezone.utc)),
-        valid_to="" if v.valid_to >= FOREVER else iso(datetime.fromtimestamp(v.valid_to, timezone.utc)),
+        valid_from=iso_of_epoch(v.valid_from),
+        valid_to="" if v.valid_to >= FOREVER else iso_of_epoch(v.valid_to),
         effective_date=v.effective_date or "")
 
 

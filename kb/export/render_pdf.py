@@ -14,7 +14,7 @@ import logging
 import shutil
 import subprocess
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from kb.export.model import CitedQuote, CitedSummary, ExportError, language_name
 from kb.export.render_docx import xml_safe
@@ -132,7 +132,7 @@ def _visible_chars(text: str) -> set[str]:
             and not unicodedata.category(ch).startswith("M")}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _font_file(family: str) -> str | None:
     """The file fontconfig has for exactly this family (None when it would substitute another)."""
     if not shutil.which("fc-match"):
@@ -143,7 +143,7 @@ def _font_file(family: str) -> str | None:
     return path if family in [n.strip() for n in names.split(",")] else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cmap(path: str) -> frozenset[int]:
     from fontTools.ttLib import TTFont
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import subprocess
 import time
 import urllib.request
@@ -17,11 +16,10 @@ from typing import Iterator
 
 import pytest
 
-from bench.ui import CHROMIUM_ARGS, DONE, app_command
-from tests.conftest import TEST_CACHE, make_settings
+from tests.fixtures.browser import CHROMIUM_ARGS, DONE, app_command, free_port
 from tests.fixtures.procs import stop_process
+from tests.fixtures.settings import ROOT, TEST_CACHE, make_settings
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path(os.environ.get("KB_CHROMIUM", "/usr/bin/chromium"))
 HINDI_Q = "OpenAI की Terms of Service API outputs के किस उपयोग को prohibit करती है?"
@@ -32,12 +30,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 # -- servers --------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def streamlit_server(data_dir: Path, log: Path, **env: str) -> Iterator[str]:
     """``streamlit run app.py`` on a free loopback port; yields its URL; terminated (then killed) after."""
@@ -100,9 +92,10 @@ def planted_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     report = run_ingest(settings, load_sources(root / "sources.yaml"), progress=False)
     assert report.failed == 0, report.to_json()
     from kb.registry import Registry
+    from tests.fixtures.registry_db import rows
 
     reg = Registry(settings.registry_path, readonly=True)
-    stored = reg.query("SELECT text FROM versions")[0][0]
+    stored = rows(reg, "SELECT text FROM versions")[0][0]
     reg.close()
     assert "<script>alert(1)</script>" in stored and "![x](http://127.0.0.1:1/x.png)" in stored, \
         "precondition: the stored text must keep the markup literally"
@@ -245,8 +238,8 @@ def test_planted_markup_renders_inert(page, planted_url: str) -> None:
     expect(msg.locator(".kb-card").first).to_be_visible()
     expect(msg.get_by_text("<script>alert(1)</script>").first).to_be_visible()
     expect(msg.get_by_text("![x](http://127.0.0.1:1/x.png)").first).to_be_visible()
-    expect(msg.locator(".kb-card-title")).to_contain_text("<script>alert('title')</script>")
-    expect(msg.locator(".kb-meta")).to_contain_text("![logo](http://127.0.0.1:1/logo.png)")
+    expect(msg.locator(".kb-card-title").first).to_contain_text("<script>alert('title')</script>")
+    expect(msg.locator(".kb-meta").first).to_contain_text("![logo](http://127.0.0.1:1/logo.png)")
 
     msg.get_by_text("Read the stored text").first.click()
     expect(page.locator('[data-testid="stText"]').first).to_contain_text("[click](javascript:alert(1))")

@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 
-from kb.answer import Engine
-from kb.retrieve import Filters
-from kb.templates import phrases
+from kb.answer.engine import Engine
+from kb.answer.phrases import phrases
+from kb.retrieval.filters import Filters
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,7 +162,7 @@ def small_index(tmp_path_factory, shared_dir):
     """A tiny index: one article, a syndicated copy of it, and a page that changes between two runs."""
     from ingest.pipeline import run_ingest
     from ingest.sources import load_sources
-    from tests.conftest import make_settings
+    from tests.fixtures.settings import make_settings
 
     root = tmp_path_factory.mktemp("small-index")
     folder = root / "docs"
@@ -202,10 +203,11 @@ def test_as_of_answers_from_the_version_held_then(small_index) -> None:
     q = "What may customers do with outputs under the example policy?"
     latest = small_index.ask(q, top_k=3)
     assert all(p.version_id != old.version_id for p in latest.passages)
-    from kb.registry import iso
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    then = iso(datetime.fromtimestamp(old.valid_from, tz=timezone.utc))
+    from kb.times import iso
+
+    then = iso(datetime.fromtimestamp(old.valid_from, tz=UTC))
     earlier = small_index.ask(q, filters=Filters(as_of=then), top_k=3)
     ids = {p.version_id for p in earlier.passages}
     assert old.version_id in ids and new.version_id not in ids
@@ -214,16 +216,15 @@ def test_as_of_answers_from_the_version_held_then(small_index) -> None:
 
 
 def test_a_loaded_engine_sees_documents_ingested_later(small_index, monkeypatch) -> None:
+    import kb.retrieval.retriever
     from ingest.pipeline import run_ingest
     from ingest.sources import load_sources
-
-    import kb.retrieve
 
     root = small_index.settings.data_dir.parent
     (root / "docs" / "late.md").write_text(
         "# Late notice\n\nThe zeppelin hangar in Friedrichshafen opens to visitors every Sunday morning.\n",
         encoding="utf-8")
     run_ingest(small_index.settings, load_sources(root / "sources.yaml"), progress=False)
-    monkeypatch.setattr(kb.retrieve, "RELOAD_CHECK_SECONDS", 0.0)  # in use it looks once a second
+    monkeypatch.setattr(kb.retrieval.retriever, "RELOAD_CHECK_SECONDS", 0.0)  # in use it looks once a second
     ans = small_index.ask("When does the zeppelin hangar open to visitors?", top_k=3)
     assert ans.passages and ans.passages[0].url.endswith("late.md")

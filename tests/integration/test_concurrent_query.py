@@ -21,8 +21,8 @@ import pytest
 
 from ingest.pipeline import run_ingest
 from ingest.sources import load_sources
-from tests.conftest import ROOT, make_settings
 from tests.fixtures.faults import article_text, wait_until, write_article
+from tests.fixtures.settings import ROOT, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -34,8 +34,8 @@ NEW_QUESTION = "What must the harbour authority publish under the Zephyr Lightho
 QUERY_LOOP = textwrap.dedent("""
     import json, sys, time, traceback
     from datetime import datetime, timezone
-    from kb.answer import get_engine
-    from kb.retrieve import Filters
+    from kb.answer.engine import get_engine
+    from kb.retrieval.filters import Filters
     from kb.settings import load_settings
 
     out, stop = sys.argv[1], sys.argv[2]

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from kb.answer.phrases import compose
 from kb.export import ExportError, render, summarize, write_export
 from kb.models import Answer, Citation
 from kb.registry import Registry
-from kb.templates import compose
+from tests.fixtures.registry_db import raw_connection
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,7 @@ W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 # -- fixtures -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def engine(shared_index):
-    from kb.answer import get_engine
+    from kb.answer.engine import get_engine
 
     return get_engine(shared_index)
 
@@ -293,7 +294,7 @@ def test_tampered_snapshot_fails_the_export_naming_the_quote(answers, registry_c
 def test_tampered_stored_text_fails_the_export(answers, registry_copy) -> None:
     settings, reg = registry_copy
     cite = answers["zh"].citations[0]
-    with reg.transaction() as db:
+    with raw_connection(reg) as db:
         db.execute("UPDATE versions SET text = replace(text, 'Anthropic', 'Anthrop1c') WHERE version_id=?",
                    (cite.version_id,))
     with pytest.raises(ExportError, match=r"citation \[1\] of question 1 .*does not match its SHA-256"):
@@ -381,7 +382,7 @@ def test_docx_footnotes_render_in_libreoffice(files, answers, tmp_path) -> None:
     text = subprocess.run(["pdftotext", str(tmp_path / "summary.pdf"), "-"], capture_output=True, text=True,
                           check=True).stdout
     flat = _skeleton(text)
-    for ans, c in _all_citations(answers):
+    for _ans, c in _all_citations(answers):
         assert _skeleton(c.quote) in flat
     assert "Question 1, citation [1]:" in text  # the first footnote's text
 
@@ -392,7 +393,7 @@ def test_quotes_from_a_pdf_source_carry_their_page(tmp_path) -> None:
 
     from ingest.pipeline import run_ingest
     from ingest.sources import load_sources
-    from tests.conftest import make_settings
+    from tests.fixtures.settings import make_settings
 
     folder = tmp_path / "filings"
     folder.mkdir()

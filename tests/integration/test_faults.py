@@ -16,10 +16,19 @@ import pytest
 from ingest.pipeline import run_ingest
 from ingest.sources import load_sources
 from kb.registry import Registry
-from kb.settings import FOREVER
-from kb.store import open_store
-from tests.conftest import ROOT, TEST_CACHE, make_settings
-from tests.fixtures.faults import EXPECTED, DripRoute, FaultServer, article_html, article_text, build_fault_site, write_article
+from kb.times import FOREVER
+from kb.vectors.store import open_store
+from tests.fixtures.faults import (
+    EXPECTED,
+    DripRoute,
+    FaultServer,
+    article_html,
+    article_text,
+    build_fault_site,
+    write_article,
+)
+from tests.fixtures.registry_db import rows
+from tests.fixtures.settings import ROOT, TEST_CACHE, make_settings
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 1.0
@@ -119,7 +128,7 @@ def test_slow_drip_body_is_cut_at_the_fetch_deadline(fault_server) -> None:
 
 def test_store_lost_mid_run_stops_cleanly_and_the_next_run_completes(tmp_path, monkeypatch) -> None:
     from kb.errors import StoreUnavailable
-    from kb.store import Store
+    from kb.vectors.store import Store
 
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -142,15 +151,15 @@ def test_store_lost_mid_run_stops_cleanly_and_the_next_run_completes(tmp_path, m
         run_ingest(settings, load_sources(src), progress=False)
     reg = Registry(settings.registry_path)
     assert reg.runs()[0]["status"] == "failed" and "simulated" in reg.runs()[0]["report"]
-    statuses = [r[0] for r in reg.query("SELECT status FROM versions")]
+    statuses = [r[0] for r in rows(reg, "SELECT status FROM versions")]
     assert statuses.count("pending") == 1 and statuses.count("indexed") == 2
     store = open_store(settings, create=False)
     assert reg.indexed_chunk_ids() <= set(store.all_ids())
     monkeypatch.setattr(Store, "add_nodes", real_add)
     report = run_ingest(settings, load_sources(src), progress=False)
     assert report.exit_code == 0 and report.recovered_versions == 1
-    assert {r[0] for r in reg.query("SELECT status FROM versions")} == {"indexed"}
-    assert sorted(store.all_ids()) == sorted(r[0] for r in reg.query("SELECT chunk_id FROM chunks"))
+    assert {r[0] for r in rows(reg, "SELECT status FROM versions")} == {"indexed"}
+    assert sorted(store.all_ids()) == sorted(r[0] for r in rows(reg, "SELECT chunk_id FROM chunks"))
 
 
 def test_unreachable_chroma_server_fails_with_one_line_and_no_registry_writes(tmp_path) -> None:
@@ -171,7 +180,7 @@ def test_unreachable_chroma_server_fails_with_one_line_and_no_registry_writes(tm
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "Chroma server" in proc.stderr
     reg = Registry(tmp_path / "data" / "registry.sqlite")
-    assert not reg.documents() and not reg.query("SELECT * FROM versions")
+    assert not reg.documents() and not rows(reg, "SELECT * FROM versions")
 
 
 # -- a real full disk (a small tmpfs; needs root or CAP_SYS_ADMIN, skipped otherwise) -------------------
@@ -221,7 +230,7 @@ def test_disk_full_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, small_d
     assert "free disk space" in full.stderr and full.stderr.count("error:") == 1, full.stderr
     reg = Registry(data / "registry.sqlite", readonly=True)
     assert reg.runs()[0]["status"] == "failed"
-    assert {r[0] for r in reg.query("SELECT status FROM versions")} <= {"indexed", "pending"}
+    assert {r[0] for r in rows(reg, "SELECT status FROM versions")} <= {"indexed", "pending"}
     check = verify()          # consistent: every indexed chunk has its vector, no stray vectors
     assert check.returncode == 0, check.stdout + check.stderr
     reg.close()
@@ -232,7 +241,7 @@ def test_disk_full_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, small_d
     check = verify()
     assert check.returncode == 0 and "all match" in check.stdout, check.stdout
     reg = Registry(data / "registry.sqlite", readonly=True)
-    assert {r[0] for r in reg.query("SELECT status FROM versions")} == {"indexed"}
+    assert {r[0] for r in rows(reg, "SELECT status FROM versions")} == {"indexed"}
     assert len(reg.documents()) == 17
     settings = make_settings(data)
     assert sorted(open_store(settings, create=False).all_ids()) == sorted(reg.indexed_chunk_ids())

@@ -10,9 +10,9 @@ import pytest
 from ingest.pipeline import run_ingest
 from ingest.sources import load_sources
 from kb.registry import Registry
-from kb.store import open_store
-from tests.conftest import make_settings
-from tests.fixtures.webserver import Route, _rss, corpus_as_html, page_path, serve, serve_shared, status
+from kb.vectors.store import open_store
+from tests.fixtures.settings import make_settings
+from tests.fixtures.webserver import Route, corpus_as_html, page_path, rss, serve, serve_shared
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -24,7 +24,7 @@ def test_http_corpus_feed_sitemap_duplicates_and_failures(tmp_path: Path, shared
     with serve() as srv:
         files = serve_shared(srv)
         seeds = [f for f in files if f.parent.name == "seeds"]
-        srv.set_route("/seeds-feed.xml", Route(body=_rss(srv.base_url, seeds), content_type="application/rss+xml"))
+        srv.set_route("/seeds-feed.xml", Route(body=rss(srv.base_url, seeds), content_type="application/rss+xml"))
         verge = next(f for f in seeds if "verge" in f.stem)
         original = corpus_as_html(verge).decode("utf-8")
         syndicated = original.replace("<article>", "<article><p>This story first appeared on a partner site and is "

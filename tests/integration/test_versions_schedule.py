@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,11 +22,12 @@ from ingest.lock import LockBusy, run_lock
 from ingest.pipeline import run_ingest
 from ingest.scheduler import RETRY_BASE, SourceState, Watcher, next_due, retry_delay, watch_lock
 from ingest.sources import load_sources
-from kb.registry import Registry, iso
-from kb.settings import FOREVER
-from kb.store import open_store
-from tests.conftest import ROOT, TEST_CACHE, make_settings
+from kb.registry import Registry
+from kb.times import FOREVER, iso
+from kb.vectors.store import open_store
 from tests.fixtures.faults import article_html, article_text
+from tests.fixtures.registry_db import raw_connection, rows
+from tests.fixtures.settings import ROOT, TEST_CACHE, make_settings
 from tests.fixtures.webserver import Route, corpus_as_html, page, serve, status
 
 pytestmark = pytest.mark.integration
@@ -51,15 +52,15 @@ def folder_sources(path: Path, entries: dict[str, Path], refresh: str = "1h") ->
 
 
 def at(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- the headline scenario ---------------------------------------------------------------------------------
 def test_changed_page_becomes_a_version_that_answers_by_default_and_as_of_reaches_the_old_one(
         tmp_path, shared_dir, monkeypatch, capsys) -> None:
-    from kb.answer import Engine
+    from kb.answer.engine import Engine
     from kb.cli import main as kb_main
-    from kb.retrieve import Filters
+    from kb.retrieval.filters import Filters
 
     a = corpus_as_html(shared_dir / "corpus" / "tos-xai-aup-2025-01-02.txt")
     b = corpus_as_html(shared_dir / "corpus" / "tos-xai-aup-2026-06-26.txt")
@@ -157,7 +158,7 @@ def test_next_due_is_last_run_plus_refresh_with_backoff_after_failures() -> None
     src = Source(name="s", kind="url", targets=("https://example.org/",), refresh_seconds=6 * 3600)
     now = 1_800_000_000.0
     assert next_due(src, None, now=now) == now
-    row = {"last_run": iso(datetime.fromtimestamp(now - 3600, timezone.utc)), "consecutive_failures": 0}
+    row = {"last_run": iso(datetime.fromtimestamp(now - 3600, UTC)), "consecutive_failures": 0}
     assert next_due(src, row, now=now) == now - 3600 + 6 * 3600
     row["consecutive_failures"] = 1
     assert next_due(src, row, now=now) == now - 3600 + RETRY_BASE
@@ -295,7 +296,7 @@ def test_unchanged_pages_cost_no_extraction_or_embedding(tmp_path, monkeypatch) 
     # 304s and byte-identical bodies are not extracted; only the page whose bytes changed is.
     assert [u.rsplit("/", 1)[-1] for u in extracted] == ["stamped"]
     reg = Registry(settings.registry_path)
-    assert reg.query("SELECT COUNT(*) FROM versions")[0][0] == 4
+    assert rows(reg, "SELECT COUNT(*) FROM versions")[0][0] == 4
 
 
 def test_feed_run_adds_only_new_items(tmp_path) -> None:
@@ -342,11 +343,11 @@ def test_verify_reports_altered_snapshots_texts_and_missing_vectors(tmp_path, mo
     assert "all match" in capsys.readouterr().out
 
     reg = Registry(settings.registry_path)
-    shas = [r[0] for r in reg.query("SELECT sha256 FROM snapshots ORDER BY sha256")]
+    shas = [r[0] for r in rows(reg, "SELECT sha256 FROM snapshots ORDER BY sha256")]
     with gzip.open(reg.snapshot_path(shas[0]), "wb") as fh:      # evidence altered on disk
         fh.write(b"tampered")
-    victim = reg.query("SELECT version_id FROM versions ORDER BY version_id")[1][0]
-    with reg.transaction() as db:                                 # stored text altered in the registry
+    victim = rows(reg, "SELECT version_id FROM versions ORDER BY version_id")[1][0]
+    with raw_connection(reg) as db:                                 # stored text altered in the registry
         db.execute("UPDATE versions SET text=text||' (edited)' WHERE version_id=?", (victim,))
     chunk = reg.chunks()[0].chunk_id
     open_store(settings, create=False).delete([chunk])          # a vector lost

@@ -4,11 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kb import templates
-from kb.answer import (Candidate, Thresholds, abstain_reason, asked_type, candidate_spans, carries_type,
-                       choose_quotes, question_language)
+from kb.answer import phrases as templates
+from kb.answer.abstention import Thresholds, abstain_reason
+from kb.answer.answer_types import asked_type, carries_type
+from kb.answer.engine import question_language
+from kb.answer.quotes import choose_quotes
+from kb.answer.scoring import Candidate
 from kb.models import Passage
-from kb.retrieve import Hit, Retrieval
+from kb.retrieval.retriever import FusedHit, Retrieval
+from kb.text.spans import candidate_spans
 
 
 def passage(vid: str = "v1", lang: str = "en") -> Passage:
@@ -20,9 +24,11 @@ def cand(text: str, dense: float, score: float | None = None, start: int = 0, vi
                      score=dense if score is None else score)
 
 
-def retrieval(top_dense: float) -> Retrieval:
-    return Retrieval(passages=[passage()], hits=[Hit(row=0, fused=0.1, dense=top_dense)], query_tokens=[],
-                     query_vector=np.zeros(3))
+def retrieval(top_dense: float, median: float | None = None) -> Retrieval:
+    """A retrieval whose best dense candidate has ``top_dense`` and whose other candidates sit at ``median``."""
+    median = top_dense - 0.08 if median is None else median
+    return Retrieval(passages=[passage()], hits=[FusedHit(row=0, fused=0.1, dense=top_dense)], query_tokens=[],
+                     query_vector=np.zeros(3), dense_scores=[top_dense] + [median] * 19)
 
 
 @pytest.mark.parametrize("q,kind", [
@@ -52,22 +58,36 @@ def test_carries_type() -> None:
     assert not carries_type("Defendants[1] move for summary judgment (Dkt. No. 390).", "quantity")
 
 
-def test_abstains_when_nothing_is_similar_enough() -> None:
-    th = Thresholds(min_passage_dense=0.8, min_sentence_dense=0.8)
-    assert abstain_reason("What is the capital of Peru?", retrieval(0.72), [cand("Lima is far.", 0.7)], th)
-    assert abstain_reason("What did Musk say?", retrieval(0.86), [cand("Musk said it.", 0.75)], th)
+def test_abstains_when_nothing_stands_out_from_the_background() -> None:
+    th = Thresholds()
+    # Everything about as (dis)similar: the best passage is no better than the median candidate.
+    assert "support" in abstain_reason("What is the capital of Peru?", retrieval(0.76, 0.755),
+                                       [cand("Lima is far.", 0.75)], th)
+    # A strong passage but no sentence that says it.
+    assert abstain_reason("What did Musk say?", retrieval(0.86, 0.80), [cand("Musk said it.", 0.70)], th)
     assert abstain_reason("What did Musk say?", retrieval(0.86), [], th)
 
 
+def test_support_is_relative_to_the_question_and_its_language() -> None:
+    from kb.answer.abstention import Evidence, support
+
+    strong = Evidence(passage_dense=0.88, sentence_dense=0.89, median_dense=0.80)
+    flat = Evidence(passage_dense=0.88, sentence_dense=0.885, median_dense=0.875)
+    assert support(strong) > 0.9 > 0.3 > support(flat)
+    # The same margins count for more across languages, where cosines sit lower.
+    low = Evidence(passage_dense=0.80, sentence_dense=0.80, median_dense=0.76)
+    assert support(Evidence(**{**low.__dict__, "cross_lingual": True})) > support(low)
+
+
 def test_abstains_when_the_asked_fact_type_is_missing() -> None:
-    th = Thresholds(min_passage_dense=0.8, min_sentence_dense=0.8)
+    th = Thresholds()
     ev = [cand("Musk said xAI partly used distillation on OpenAI models.", 0.88)]
     assert "quantity" in abstain_reason("How many tokens did xAI use?", retrieval(0.88), ev, th)
     assert abstain_reason("Did xAI use OpenAI models?", retrieval(0.88), ev, th) is None
 
 
 def test_answers_when_evidence_is_strong() -> None:
-    th = Thresholds(min_passage_dense=0.8, min_sentence_dense=0.8)
+    th = Thresholds()
     ev = [cand("He characterized xAI as a much smaller company with just a few hundred employees.", 0.9)]
     assert abstain_reason("How many employees does xAI have?", retrieval(0.9), ev, th) is None
 
@@ -135,7 +155,8 @@ def test_candidate_spans_rejoin_hard_wrapped_lines() -> None:
 
 def test_how_many_needs_a_number_of_the_counted_thing() -> None:
     """Regression: "How many tokens did xAI use?" was answered with "twenty-six claims"."""
-    from kb.answer import counted_terms, evidence_of
+    from kb.answer.abstention import evidence_of
+    from kb.answer.answer_types import counted_terms
 
     known = {"token", "employe", "claim", "xai"}
     idf = lambda t: 1.0 if t in known else 0.0  # noqa: E731

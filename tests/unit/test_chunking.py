@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from ingest.chunking import chunk_text
-from kb.sentences import sentence_spans, token_estimate
+from kb.text.sentences import sentence_spans, token_estimate
 
 
 def test_sentences_split_on_danda_and_cjk_terminators() -> None:

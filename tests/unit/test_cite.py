@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import unicodedata
 
-from kb.answer import candidate_spans
-from kb.cite import is_cluster_start, locate_quote, verify_citations, verify_quote
+from kb.answer.citations import is_cluster_start, locate_quote, verify_citations, verify_quote
 from kb.models import Citation
+from kb.text.spans import candidate_spans
 
 TEXT = ("Musk testified in a California federal court. He said distillation was a general practice. "
         "OpenAI did not respond to a request for comment.")

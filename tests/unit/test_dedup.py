@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.dedup_pairs import labelled_pairs
 from ingest import dedup
+from tests.fixtures.dedup_pairs import labelled_pairs
 
 
 def test_precision_and_recall_on_labelled_pairs(shared_dir: Path) -> None:

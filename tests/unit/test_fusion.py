@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from kb.retrieve import Catalog, Filters, _date_ts, _top_rows, jaccard, rrf_fuse
-from kb.settings import FOREVER
+from kb.retrieval.catalogue import ChunkCatalogue
+from kb.retrieval.filters import Filters
+from kb.retrieval.fusion import jaccard, rrf_fuse
+from kb.retrieval.retriever import top_rows
+from kb.times import FOREVER, date_ts
 
 
 def test_rrf_fuse_rewards_agreement() -> None:
@@ -34,11 +37,11 @@ def test_jaccard_near_duplicates() -> None:
 
 
 def test_top_rows_skips_zero_scores() -> None:
-    assert _top_rows(np.array([0.0, 2.0, 1.0, 0.0, 3.0]), 3) == [4, 1, 2]
-    assert _top_rows(np.array([0.0, 0.0]), 5) == []
+    assert top_rows(np.array([0.0, 2.0, 1.0, 0.0, 3.0]), 3) == [4, 1, 2]
+    assert top_rows(np.array([0.0, 0.0]), 5) == []
 
 
-def _catalog() -> Catalog:
+def _catalog() -> ChunkCatalogue:
     base = dict(start=0, end=10, text="t", retrieved="2026-01-01T00:00:00Z", title="T", url="u1")
     rows = [
         dict(base, chunk_id="v1-0000", version_id="v1", doc_id="d1", language="en", doc_language="en",
@@ -48,7 +51,7 @@ def _catalog() -> Catalog:
         dict(base, chunk_id="v3-0000", version_id="v3", doc_id="d2", url="u2", language="zh", doc_language="en",
              valid_from=50, valid_to=FOREVER, published="", source="seeds", publisher="TechCrunch", doctype="news"),
     ]
-    return Catalog(rows)
+    return ChunkCatalogue(rows)
 
 
 def test_mask_latest_version_by_default_and_as_of() -> None:
@@ -72,7 +75,7 @@ def test_where_mirrors_mask() -> None:
     assert cat.where(Filters()) == {"valid_to": FOREVER}
     w = cat.where(Filters(publisher="techcrunch", since="2026-06-26"))
     assert {"publisher": {"$in": ["TechCrunch"]}} in w["$and"]
-    assert {"published_ts": {"$gte": _date_ts("2026-06-26")}} in w["$and"]
+    assert {"published_ts": {"$gte": date_ts("2026-06-26")}} in w["$and"]
 
 
 def test_same_url_documents_count_as_versions_latest_published_wins() -> None:
@@ -85,9 +88,9 @@ def test_same_url_documents_count_as_versions_latest_published_wins() -> None:
         dict(base, chunk_id="b-0000", version_id="b", doc_id="new", published="2026-06-26"),
         dict(base, chunk_id="c-0000", version_id="c", doc_id="other", published="2024-01-01", url="https://y.ai"),
     ]
-    cat = Catalog(rows)
+    cat = ChunkCatalogue(rows)
     assert list(cat.mask(Filters())) == [False, True, True]
     assert list(cat.mask(Filters(as_of="2025-06-01"))) == [False, False, False]  # the index held nothing yet
     # indexed long ago: at a moment between the two publication dates, the older text is the one in force
-    early = Catalog([dict(r, valid_from=0) for r in rows])
+    early = ChunkCatalogue([dict(r, valid_from=0) for r in rows])
     assert list(early.mask(Filters(as_of="2025-06-01"))) == [True, False, True]

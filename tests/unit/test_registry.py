@@ -1,14 +1,23 @@
-"""Registry snapshots: content-addressed, verified, and safe when two threads store the same bytes."""
+"""The registry: snapshots (content-addressed, verified, thread-safe), writes through its typed methods,
+transactions, and schema migrations."""
 from __future__ import annotations
 
 import gzip
+import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from kb.errors import SnapshotError
 from kb.registry import Registry
+from kb.registry.database import DocumentRecord, NewChunk, NewVersion
+from kb.registry.ids import chunk_id_for, text_sha, version_id_for
+from kb.registry.schema import LATEST, MIGRATIONS
+from kb.times import FOREVER
+from tests.fixtures.registry_db import raw_connection, rows
 
 
 def test_same_snapshot_saved_by_many_threads_at_once(tmp_path: Path) -> None:
@@ -17,7 +26,7 @@ def test_same_snapshot_saved_by_many_threads_at_once(tmp_path: Path) -> None:
     for round_ in range(20):
         content = f"the same page served twice, round {round_}".encode() * 200
         with ThreadPoolExecutor(max_workers=4) as pool:
-            shas = list(pool.map(lambda _: reg.save_snapshot(content, "http://x/a", "2026-01-01T00:00:00Z"),
+            shas = list(pool.map(lambda _, c=content: reg.save_snapshot(c, "http://x/a", "2026-01-01T00:00:00Z"),
                                  range(4)))
         assert len(set(shas)) == 1
         assert reg.read_snapshot(shas[0]) == content
@@ -32,3 +41,230 @@ def test_tampered_snapshot_is_reported(tmp_path: Path) -> None:
         fh.write(b"altered evidence")
     with pytest.raises(SnapshotError, match="altered"):
         reg.verify_snapshot(sha)
+
+
+# -- writes through the typed methods ---------------------------------------------------------------
+T1, T2, T3 = "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z"
+
+
+def record(doc_id: str, checked: str = T1, **changes: object) -> DocumentRecord:
+    base = DocumentRecord(doc_id=doc_id, source="src", url=f"https://example.org/{doc_id}",
+                          location=f"https://example.org/{doc_id}?utm_source=feed", title=f"Title {doc_id}",
+                          publisher="Example", author="A. Writer", doctype="news", language="en",
+                          published="2026-01-01", checked=checked)
+    return replace(base, **changes) if changes else base
+
+
+def new_version(doc_id: str, text: str, valid_from: int, snapshot_sha: str | None = None) -> NewVersion:
+    sha = text_sha(text)
+    return NewVersion(version_id=version_id_for(doc_id, sha, valid_from), doc_id=doc_id, text=text, text_sha=sha,
+                      snapshot_sha=snapshot_sha, retrieved=T1, valid_from=valid_from, title="t", language="en",
+                      published="", meta={"exact_key": "k"})
+
+
+def chunks_of(text: str) -> list[NewChunk]:
+    """One chunk per sentence-ish part separated by '. '."""
+    out, start = [], 0
+    for seq, part in enumerate(text.split(". ")):
+        out.append(NewChunk(seq, start, start + len(part), "en", part))
+        start += len(part) + 2
+    return out
+
+
+def add(reg: Registry, doc_id: str, text: str, valid_from: int, snapshot_sha: str | None = None) -> NewVersion:
+    v = new_version(doc_id, text, valid_from, snapshot_sha)
+    reg.add_version(v, chunks_of(text))
+    return v
+
+
+def count(reg: Registry, table: str, where: str = "1=1", params: tuple = ()) -> int:
+    return rows(reg, f"SELECT COUNT(*) FROM {table} WHERE {where}", params)[0][0]
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Iterator[Registry]:
+    r = Registry(tmp_path / "registry.sqlite")
+    yield r
+    r.close()
+
+
+def test_upsert_document_inserts_then_updates_keeping_first_seen_and_location(reg: Registry) -> None:
+    reg.upsert_document(record("d1", checked=T1))
+    first = reg.document("d1")
+    assert first is not None
+    assert (first["first_seen"], first["last_checked"], first["title"]) == (T1, T1, "Title d1")
+    assert first["location"] == "https://example.org/d1?utm_source=feed"
+
+    reg.upsert_document(record("d1", checked=T2, title="New title", location="https://elsewhere.example/d1",
+                               duplicate_of="d0", duplicate_kind="near", duplicate_score=0.9, etag='"e2"'))
+    doc = reg.document("d1")
+    assert doc is not None
+    assert (doc["first_seen"], doc["last_checked"]) == (T1, T2)
+    assert doc["location"] == "https://example.org/d1?utm_source=feed"
+    assert (doc["title"], doc["duplicate_of"], doc["duplicate_kind"], doc["etag"]) == ("New title", "d0", "near", '"e2"')
+    assert count(reg, "documents") == 1
+
+
+def test_add_version_writes_pending_version_and_chunks_with_their_ids(reg: Registry) -> None:
+    text = "First sentence here. Second sentence there. Third one"
+    v = new_version("d1", text, 1000)
+    ids = reg.add_version(v, chunks_of(text))
+    assert ids == [chunk_id_for(v.version_id, seq) for seq in range(3)]
+    stored = reg.version(v.version_id)
+    assert stored is not None
+    assert (stored.status, stored.n_chunks, stored.valid_from, stored.valid_to) == ("pending", 3, 1000, FOREVER)
+    assert stored.meta == {"exact_key": "k"}
+    assert reg.version_text(v.version_id) == text
+    chunks = reg.chunks(v.version_id)
+    assert [c.chunk_id for c in chunks] == ids
+    assert all(c.text == text[c.start:c.end] and c.doc_id == "d1" for c in chunks)
+    assert reg.pending_version_ids() == [v.version_id]
+    assert reg.indexed_chunk_ids() == set() and reg.current_version("d1") is None
+    assert reg.generation() == 0
+
+
+def test_mark_indexed_retires_the_previous_version_and_bumps_the_generation(reg: Registry) -> None:
+    v1 = add(reg, "d1", "Old text. Still old", 1000)
+    reg.mark_indexed(v1.version_id)
+    assert reg.generation() == 1
+    assert reg.current_version("d1").version_id == v1.version_id  # type: ignore[union-attr]
+
+    v2 = add(reg, "d1", "New text. Quite new", 2000)
+    assert reg.current_version("d1").version_id == v1.version_id  # type: ignore[union-attr]  # v2 still pending
+    reg.mark_indexed(v2.version_id, retire=[(v1.version_id, v2.valid_from)])
+    old, new = reg.version(v1.version_id), reg.version(v2.version_id)
+    assert old is not None and new is not None
+    assert (old.status, old.valid_to) == ("indexed", 2000)
+    assert (new.status, new.valid_to) == ("indexed", FOREVER)
+    assert reg.current_version("d1").version_id == v2.version_id  # type: ignore[union-attr]
+    assert reg.pending_version_ids() == []
+    assert reg.index_state() == (2, 2)
+    assert reg.indexed_chunk_ids() == set(reg.all_chunk_ids())
+
+
+def test_nested_transaction_joins_the_outer_one(reg: Registry) -> None:
+    with reg.transaction():
+        reg.upsert_document(record("a"))
+        with reg.transaction():
+            reg.upsert_document(record("b"))
+        # the inner block ended, but nothing is committed until the outer one does
+        assert count(reg, "documents") == 0
+        assert len(reg.documents()) == 2  # visible to the writing connection itself
+    assert count(reg, "documents") == 2
+
+
+def test_raise_inside_a_nested_transaction_rolls_everything_back(reg: Registry) -> None:
+    reg.upsert_document(record("kept"))
+    with pytest.raises(RuntimeError, match="boom"):
+        with reg.transaction():
+            reg.upsert_document(record("a"))
+            add(reg, "a", "Some text. More text", 1000)
+            with reg.transaction():
+                reg.upsert_document(record("b"))
+                reg.bump_generation()
+                raise RuntimeError("boom")
+    assert [d["doc_id"] for d in reg.documents()] == ["kept"]
+    assert count(reg, "versions") == 0 and count(reg, "chunks") == 0
+    assert reg.generation() == 0
+    # the registry is usable afterwards
+    reg.upsert_document(record("after"))
+    assert count(reg, "documents") == 2
+
+
+def test_raise_after_an_inner_transaction_also_undoes_it(reg: Registry) -> None:
+    with pytest.raises(ValueError):
+        with reg.transaction():
+            with reg.transaction():
+                reg.upsert_document(record("a"))
+            raise ValueError("outer fails")
+    assert reg.documents() == []
+
+
+def test_delete_documents_removes_all_their_rows_and_bumps_the_generation(reg: Registry) -> None:
+    sha_a = reg.save_snapshot(b"<html>a</html>", "https://example.org/a", T1, "text/html")
+    sha_b = reg.save_snapshot(b"<html>b</html>", "https://example.org/b", T1, "text/html")
+    for doc_id, sha, source in (("a", sha_a, "src-a"), ("b", sha_b, "src-b")):
+        reg.upsert_document(record(doc_id, source=source))
+        v1 = add(reg, doc_id, f"Text of {doc_id}. First version", 1000, sha)
+        v2 = add(reg, doc_id, f"Text of {doc_id}. Second version", 2000, sha)
+        reg.mark_indexed(v1.version_id)
+        reg.mark_indexed(v2.version_id, retire=[(v1.version_id, 2000)])
+        reg.record_source(source, {"name": source}, T1, failed=False, last_error=None)
+    generation = reg.generation()
+    b_rows = (count(reg, "chunks", "doc_id='b'"), count(reg, "versions", "doc_id='b'"))
+    assert b_rows == (4, 2)
+
+    reg.delete_documents(["a"], sources=["src-a"], snapshots=[sha_a], note={"documents": 1})
+
+    for table in ("chunks", "versions", "documents"):
+        assert count(reg, table, "doc_id='a'") == 0, table
+    assert (count(reg, "chunks", "doc_id='b'"), count(reg, "versions", "doc_id='b'")) == b_rows
+    assert [d["doc_id"] for d in reg.documents()] == ["b"]
+    assert [s["name"] for s in reg.sources()] == ["src-b"]
+    assert reg.snapshot(sha_a) is None and reg.snapshot(sha_b) is not None
+    assert reg.generation() == generation + 1
+    assert json.loads(reg.get_meta("last_prune") or "null") == {"documents": 1}
+
+
+def test_record_source_counts_failures_until_a_success(reg: Registry) -> None:
+    reg.record_source("s", {"name": "s", "url": "https://example.org/feed"}, T1, failed=True, last_error="HTTP 500")
+    reg.record_source("s", {"name": "s", "url": "https://example.org/feed"}, T2, failed=True, last_error="timed out")
+    (src,) = reg.sources()
+    assert (src["first_seen"], src["last_run"], src["last_success"]) == (T1, T2, None)
+    assert (src["consecutive_failures"], src["last_error"]) == (2, "timed out")
+    assert json.loads(src["config"]) == {"name": "s", "url": "https://example.org/feed"}
+    reg.mark_sources_removed(["s"], T2)
+    assert reg.sources()[0]["removed_at"] == T2
+    reg.record_source("s", {"name": "s"}, T3, failed=False, last_error=None)
+    (src,) = reg.sources()
+    assert (src["first_seen"], src["last_success"], src["consecutive_failures"], src["removed_at"]) == (T1, T3, 0, None)
+
+
+# -- schema migrations ------------------------------------------------------------------------------
+def index_names(path: Path) -> set[str]:
+    return {r[0] for r in rows(path, "SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE 'sqlite_%'")}
+
+
+def test_fresh_registry_is_at_the_latest_schema_and_migrate_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "registry.sqlite"
+    reg = Registry(path)
+    assert reg.schema_version() == LATEST == MIGRATIONS[-1].version
+    assert reg.get_meta("schema_version") == str(LATEST)
+    before = index_names(path)
+    assert {"chunks_doc", "documents_duplicate"} <= before
+    assert reg.migrate() == []
+    assert reg.migrate() == []
+    reg.close()
+    reopened = Registry(path)
+    assert reopened.schema_version() == LATEST and reopened.migrate() == []
+    assert index_names(path) == before
+    reopened.close()
+
+
+def test_registry_from_before_migrations_upgrades_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "registry.sqlite"
+    creates = [s for s in MIGRATIONS[0].statements if s.lstrip().upper().startswith("CREATE TABLE")]
+    with raw_connection(path) as db:
+        for statement in creates:
+            db.execute(statement)
+        db.execute("INSERT INTO documents (doc_id, source, url, location) VALUES ('old', 's', 'u', 'l')")
+        db.execute("INSERT INTO meta (key, value) VALUES ('generation', '7')")
+    assert rows(path, "SELECT value FROM meta WHERE key='schema_version'") == []
+    assert "chunks_doc" not in index_names(path)
+
+    reg = Registry(path)
+    assert reg.schema_version() == LATEST
+    assert {"chunks_doc", "documents_duplicate", "documents_source", "versions_doc"} <= index_names(path)
+    assert [d["doc_id"] for d in reg.documents()] == ["old"] and reg.generation() == 7
+    assert reg.migrate() == []
+    reg.close()
+
+
+def test_readonly_registry_does_not_migrate(tmp_path: Path) -> None:
+    path = tmp_path / "registry.sqlite"
+    with raw_connection(path) as db:
+        for statement in MIGRATIONS[0].statements:
+            db.execute(statement)
+    reg = Registry(path, readonly=True)
+    assert reg.schema_version() == 0
+    reg.close()

@@ -1,11 +1,11 @@
-"""kb.render: scraped text never becomes Markdown or HTML; quotes are highlighted in their context."""
+"""ui.render: scraped text never becomes Markdown or HTML; quotes are highlighted in their context."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from kb import render
+from ui import render
 
 HOSTILE = ("<script>alert(1)</script> ![x](http://127.0.0.1:1/x.png) [click](javascript:alert(1)) "
            "**bold** `code` $x^2$ :red[red] :smile: <img src=x onerror=alert(1)> www.example.com "
@@ -128,7 +128,7 @@ def test_language_label() -> None:
 
 
 def test_publisher_filter_keeps_names_with_commas_specific() -> None:
-    from kb.catalog import publisher_filter
+    from kb.listings import publisher_filter
 
     assert publisher_filter([]) is None
     assert publisher_filter(["Meta", "U.S. District Court, N.D. Cal. (Judge Yvonne Gonzalez Rogers)"]) == \

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import unicodedata
 
-from kb.language import detect_language
-from kb.tokenize import cjk_bigrams, fold_accents, tokenize, tokenize_query
+from kb.text.language import detect_language
+from kb.text.tokenize import cjk_bigrams, fold_accents, tokenize, tokenize_query
 
 
 def test_tokenize_english_stems_and_drops_stopwords() -> None:
@@ -81,7 +81,7 @@ def test_detect_language_scripts_and_code_mixing() -> None:
 
 def test_detect_question_language_short_latin_questions() -> None:
     """Regression: langdetect read "When does the zeppelin hangar open to visitors?" as Dutch."""
-    from kb.language import detect_question_language as q
+    from kb.text.language import detect_question_language as q
 
     assert q("When does the zeppelin hangar open to visitors?") == "en"
     assert q("Is distillation illegal?") == "en"

@@ -1,19 +1,19 @@
 """``python -m kb diff URL [--from DATE] [--to DATE] [--json]``: what changed between two versions.
 
-Registered with ``kb.cli`` on import (``kb/cli_*.py`` plugin). Exit codes: 0 shown (also when the
+Listed in ``kb.cli``. Exit codes: 0 shown (also when the
 document has a single version); 2 bad invocation, unknown document or no index.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import textwrap
-from datetime import datetime, timezone
 
-from kb.cli import EXIT_OK, Command, UsageError, register
-from kb.diff import DiffError, VersionDiff, VersionInfo, compare_versions
-from kb.errors import StoreUnavailable
-from kb.settings import FOREVER
+from kb.cli.framework import EXIT_OK, Command, print_json
+from kb.diff import VersionDiff, VersionInfo, compare_versions
+from kb.errors import UsageError
+from kb.registry import Registry
+from kb.settings import Settings
+from kb.times import FOREVER, iso_of_epoch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _when(v: VersionInfo) -> str:
     until = "current" if v.valid_to == FOREVER else \
-        "until " + datetime.fromtimestamp(v.valid_to, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        "until " + iso_of_epoch(v.valid_to)
     eff = f"; {v.effective_date}" if v.effective_date else ""
     return f"version {v.version_id[:12]} retrieved {v.retrieved} ({until}{eff})"
 
@@ -79,26 +79,19 @@ def format_diff(d: VersionDiff, width: int = 100) -> str:
     return "\n".join(lines).rstrip()
 
 
-def run(args: argparse.Namespace) -> int:
-    from kb.registry import Registry
-    from kb.settings import load_settings
-
+def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.width < 20:
         raise UsageError("--width must be 20 or more")
-    settings = load_settings()
-    try:
-        registry = Registry(settings.registry_path, readonly=True)
-    except StoreUnavailable as exc:
-        raise UsageError(str(exc)) from exc
+    registry = Registry(settings.registry_path, readonly=True)
     try:
         d = compare_versions(registry, args.document, args.from_, args.to)
-    except DiffError as exc:
-        raise UsageError(str(exc)) from exc
     finally:
         registry.close()
-    print(json.dumps(d.to_json(), ensure_ascii=False, indent=2) if args.json else format_diff(d, args.width))
+    if args.json:
+        print_json(d.to_json())
+    else:
+        print(format_diff(d, args.width))
     return EXIT_OK
 
 
-register(Command("diff", "what changed between two versions of a document, paragraph by paragraph",
-                 add_arguments, run))
+DIFF = Command("diff", "what changed between two versions of a document, paragraph by paragraph", add_arguments, run)

@@ -1,56 +1,19 @@
-"""``python -m kb``: ask, eval, and any subcommand another module registers.
-
-Each subcommand is a ``Command`` (name, help, ``add_arguments(parser)``, ``run(args) -> exit code``)
-in one registry. Modules named ``kb/cli_*.py`` are imported on start and may call ``register()``
-(e.g. ``kb/cli_export.py`` for ``export``, ``kb/cli_diff.py`` for ``diff``), so new subcommands need
-no edit here. This is the only place in ``kb`` that prints or turns errors into exit codes:
-0 success; 1 finished but some items failed (listed); 2 bad invocation, configuration or index.
-"""
+"""``python -m kb ask`` and ``python -m kb eval``, and the filter arguments they share with ``export``."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import logging
-import pkgutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator
 
-from kb.errors import ConfigError, KBError
+from kb.cli.framework import EXIT_OK, EXIT_PARTIAL, Command, print_json
+from kb.errors import KBError, UsageError
+from kb.settings import Settings
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class Command:
-    """One subcommand of ``python -m kb``."""
-
-    name: str
-    help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def register(cmd: Command) -> Command:
-    """Add (or replace) a subcommand."""
-    COMMANDS[cmd.name] = cmd
-    return cmd
-
-
-class UsageError(KBError):
-    """A bad invocation (exit code 2)."""
-
-
-def die(message: str, code: int = EXIT_USAGE) -> int:
-    """Print one line to stderr and return the exit code."""
-    print(f"kb: {message}", file=sys.stderr)
-    return code
-
+if TYPE_CHECKING:
+    from kb.answer.engine import Engine
+    from kb.retrieval.filters import Filters
 
 # -- shared argument groups ----------------------------------------------------------------------
 def add_filter_arguments(p: argparse.ArgumentParser) -> None:
@@ -66,10 +29,10 @@ def add_filter_arguments(p: argparse.ArgumentParser) -> None:
                    help="answer from the versions the index held at DATE (date or ISO-8601 date-time); default: latest")
 
 
-def filters_from_args(args: argparse.Namespace) -> Any:
+def filters_from_args(args: argparse.Namespace) -> Filters:
     """Validated ``Filters`` from parsed arguments (``UsageError`` on a bad date)."""
-    from kb.registry import parse_when
-    from kb.retrieve import Filters
+    from kb.retrieval.filters import Filters
+    from kb.times import parse_when
 
     for name in ("since", "until", "as_of"):
         value = getattr(args, name, None)
@@ -77,17 +40,17 @@ def filters_from_args(args: argparse.Namespace) -> Any:
             try:
                 parse_when(value)
             except ValueError:
-                raise UsageError(f"--{name.replace('_', '-')} {value!r} is not a date; use YYYY-MM-DD or an ISO-8601 date-time")
+                raise UsageError(f"--{name.replace('_', '-')} {value!r} is not a date; use YYYY-MM-DD or an "
+                                 "ISO-8601 date-time") from None
     return Filters(language=args.lang, doctype=args.doctype, publisher=args.publisher, source=args.source,
                    since=args.since, until=args.until, as_of=args.as_of)
 
 
-def load_engine() -> Any:
-    """Settings from the environment and the loaded engine (model, store, registry, retriever)."""
-    from kb.answer import get_engine
-    from kb.settings import load_settings
+def load_engine(settings: Settings) -> Engine:
+    """The loaded engine (model, store, registry, retriever) for these settings."""
+    from kb.answer.engine import get_engine
 
-    return get_engine(load_settings())
+    return get_engine(settings)
 
 
 # -- ask -----------------------------------------------------------------------------------------
@@ -111,7 +74,7 @@ def read_batch(path: str) -> Iterator[str]:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise UsageError(f"{path}: a line is not valid JSON ({exc}); fix it or use one question per line")
+                    raise UsageError(f"{path}: a line is not valid JSON ({exc}); fix it or use one question per line") from None
                 if "question" not in obj:
                     raise UsageError(f"{path}: a JSON line has no 'question' field")
                 yield str(obj["question"])
@@ -136,7 +99,7 @@ def format_answer(ans: Any) -> str:
     return "\n".join(lines)
 
 
-def run_ask(args: argparse.Namespace) -> int:
+def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     if bool(args.question) == bool(args.batch):
         raise UsageError("give either a QUESTION or --batch FILE (not both)")
     if args.top_k < 1:
@@ -146,16 +109,19 @@ def run_ask(args: argparse.Namespace) -> int:
     if args.batch and args.batch != "-" and not Path(args.batch).is_file():
         raise UsageError(f"--batch {args.batch}: no such file")
     filters = filters_from_args(args)
-    engine = load_engine()
+    engine = load_engine(settings)
     if not args.batch:
         ans = engine.ask(args.question, filters=filters, top_k=args.top_k)
-        print(json.dumps(ans.to_json(), ensure_ascii=False) if args.json else format_answer(ans))
+        if args.json:
+            print_json(ans.to_json(), indent=None)
+        else:
+            print(format_answer(ans))
         return EXIT_OK
     failed = 0
     for q in read_batch(args.batch):
         try:
             ans = engine.ask(q, filters=filters, top_k=args.top_k)
-            print(json.dumps(ans.to_json(), ensure_ascii=False), flush=True)
+            print_json(ans.to_json(), indent=None)
         except KBError as exc:
             failed += 1
             print(f"kb: question {q[:60]!r} failed: {exc}", file=sys.stderr)
@@ -174,7 +140,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="sweep the abstention thresholds over these questions instead (prints the best setting)")
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     from kb.evaluate import evaluate, format_report, load_questions
 
     path = Path(args.questions)
@@ -183,68 +149,26 @@ def run_eval(args: argparse.Namespace) -> int:
     try:
         questions = load_questions(path)
     except ValueError as exc:
-        raise UsageError(str(exc))
-    engine = load_engine()
+        raise UsageError(str(exc)) from None
+    engine = load_engine(settings)
     if args.calibrate:
         from kb.evaluate import calibrate, format_calibration
 
         cal = calibrate(engine, questions)
-        print(json.dumps(cal, ensure_ascii=False, indent=2) if args.json else format_calibration(cal))
+        if args.json:
+            print_json(cal)
+        else:
+            print(format_calibration(cal))
         return EXIT_OK
     report = evaluate(engine, questions, top_k=args.top_k,
                       manifest=Path(args.corpus_manifest) if args.corpus_manifest else None)
     if args.json:
-        print(json.dumps(report, ensure_ascii=False, indent=2))
+        print_json(report)
     else:
         print(format_report(report, details=args.details))
     return EXIT_OK
 
 
-register(Command("ask", "answer a question from the index, with verified citations", _ask_arguments, run_ask))
-register(Command("eval", "retrieval, citation and abstention metrics over a question set", _eval_arguments, run_eval))
-
-
-# -- entry point ---------------------------------------------------------------------------------
-def load_plugins() -> None:
-    """Import ``kb/cli_*.py`` modules so they can register their subcommands."""
-    import kb
-
-    for mod in pkgutil.iter_modules(kb.__path__):
-        if mod.name.startswith("cli_"):
-            importlib.import_module(f"kb.{mod.name}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    load_plugins()
-    parser = argparse.ArgumentParser(prog="python -m kb", description="Ask the knowledge base; evaluate it.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for cmd in COMMANDS.values():
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
-        cmd.add_arguments(p)
-        p.set_defaults(_run=cmd.run)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
-    if not getattr(args, "_run", None):
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    try:
-        return int(args._run(args))
-    except (UsageError, ConfigError) as exc:
-        return die(str(exc))
-    except KBError as exc:
-        return die(str(exc))
-    except KeyboardInterrupt:
-        return die("interrupted", 130)
-    except BrokenPipeError:
-        return EXIT_OK
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+ASK = Command("ask", "answer a question from the index, with verified citations", _ask_arguments, run_ask)
+EVAL = Command("eval", "retrieval, citation, answer-containment and abstention metrics over a question set",
+               _eval_arguments, run_eval)

@@ -124,7 +124,7 @@ def detect_language_probs(text: str) -> dict[str, float]:
         return {"zh": 1.0}
     if profile.get("deva", 0.0) >= 0.2:
         probs = _langdetect_probs(_only_script(text, lambda c: _script_of(c) == "deva"))
-        best = max(probs, key=probs.get) if probs else "hi"
+        best = max(probs, key=lambda k: probs[k]) if probs else "hi"
         return {best if best in ("mr", "ne", "sa") and probs[best] > 0.9 else "hi": 1.0}
     for script, lang in _SCRIPT_LANG.items():
         if profile.get(script, 0.0) >= 0.3:
@@ -149,7 +149,7 @@ def detect_language(text: str, min_chars: int = 20) -> str:
     probs = detect_language_probs(text)
     if not probs:
         return UNDETERMINED
-    best = max(probs, key=probs.get)
+    best = max(probs, key=lambda k: probs[k])
     return best if probs[best] >= 0.6 else UNDETERMINED
 
 
@@ -195,7 +195,7 @@ def detect_question_language(text: str) -> str:
         tied = [lang for lang, v in votes.items() if v == top]
         probs = detect_language_probs(text)
         if top == 0:
-            guess = max(probs, key=probs.get) if probs else "en"
+            guess = max(probs, key=lambda k: probs[k]) if probs else "en"
             return guess if guess in _FUNCTION_WORDS and probs.get(guess, 0.0) >= 0.95 else "en"
         if len(tied) == 1:
             return tied[0]
@@ -203,5 +203,5 @@ def detect_question_language(text: str) -> str:
     lang = detect_language(text, min_chars=12)
     if lang == UNDETERMINED:
         probs = detect_language_probs(text)
-        lang = max(probs, key=probs.get) if probs else "en"
+        lang = max(probs, key=lambda k: probs[k]) if probs else "en"
     return lang

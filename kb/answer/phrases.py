@@ -94,7 +94,6 @@ PHRASES: dict[str, Phrases] = {
         open_quote="«", close_quote="»"),
 }
 
-SUPPORTED = tuple(PHRASES)
 
 
 def phrases(lang: str) -> Phrases:

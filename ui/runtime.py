@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import os
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -41,7 +40,7 @@ def _settings_key(s: Settings) -> str:
 @st.cache_resource(show_spinner="Loading the embedding model and the index (once per server)…")
 def _load_engine(key: str, _settings: Settings) -> Any:
     """The answer engine (embedder, store, registry, retriever), warmed up; one per process and index."""
-    from kb.answer import Engine
+    from kb.answer.engine import Engine
 
     t = time.perf_counter()
     engine = Engine(_settings)
@@ -113,8 +112,7 @@ def _indexed_chunks(settings: Settings) -> int:
     try:
         reg = Registry(settings.registry_path, readonly=True)
         try:
-            return int(reg.query("SELECT COUNT(*) FROM chunks c JOIN versions v ON v.version_id=c.version_id "
-                                 "WHERE v.status='indexed'")[0][0])
+            return reg.indexed_chunk_total()
         finally:
             reg.close()
     except Exception:  # noqa: BLE001 - a damaged registry is "cannot be opened"
@@ -135,7 +133,7 @@ def stop_with(title: str, detail: str, command: str) -> NoReturn:
 
 
 def _plain(text: str) -> str:
-    from kb.render import escape_inline
+    from ui.render import escape_inline
 
     return escape_inline(text)
 
@@ -143,7 +141,10 @@ def _plain(text: str) -> str:
 # -- access ---------------------------------------------------------------------------------------
 def configured_password() -> str | None:
     """The app password from ``KB_APP_PASSWORD`` or ``st.secrets["app_password"]`` (None: open access)."""
-    env = os.environ.get(PASSWORD_ENV)
+    try:
+        env = load_settings().app_password
+    except KBError:
+        env = None
     if env:
         return env
     try:

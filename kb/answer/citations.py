@@ -12,9 +12,13 @@ from __future__ import annotations
 import logging
 import unicodedata
 from dataclasses import replace
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from kb.models import Citation
+
+if TYPE_CHECKING:
+    from kb.answer.engine import Engine
+    from kb.answer.scoring import Candidate
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +147,17 @@ def verify_citations(citations: Sequence[Citation], version_text: Callable[[str]
     return kept, dropped
 
 
-def quote_share(citations: Iterable[Citation], version_text: Callable[[str], str]) -> tuple[int, int]:
-    """How many of these citations verify (``(ok, total)``), for evaluation."""
-    items = list(citations)
-    kept, _ = verify_citations(items, version_text, repair=False)
-    return len(kept), len(items)
+def make_citations(chosen: list[Candidate], engine: Engine) -> list[Citation]:
+    """Citations for the chosen quotes; syndicated copies are named as "also reported by"."""
+    out: list[Citation] = []
+    for i, c in enumerate(chosen, start=1):
+        p = c.passage
+        also = engine.retriever.duplicates_of(p.doc_id)
+        also += [{"doc_id": o.doc_id, "title": o.title, "publisher": o.publisher, "url": o.url}
+                 for o in c.also if o.doc_id != p.doc_id]
+        uniq = list({a["doc_id"]: a for a in also}.values())
+        out.append(Citation(n=i, doc_id=p.doc_id, version_id=p.version_id, chunk_id=p.chunk_id, title=p.title,
+                            publisher=p.publisher, url=p.url, doctype=p.doctype, language=p.language,
+                            published=p.published, retrieved=p.retrieved, quote=c.text, start=c.start, end=c.end,
+                            also_reported_by=uniq))
+    return out

@@ -85,7 +85,7 @@ def _load_sentence_transformers(path: str, threads: int) -> tuple[Callable, Call
         raise EmbedderUnavailable("sentence-transformers is not installed; run `pip install -r requirements.txt`") from exc
     torch.set_num_threads(threads)
     model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
-    dim = int((getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)())
+    dim = int((getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)() or 0)
     ident = f"sentence-transformers {directory.resolve().name} dim={dim}"
     enc = lambda texts: np.asarray(model.encode(list(texts), normalize_embeddings=True, batch_size=32), dtype=np.float32)  # noqa: E731
     return enc, (lambda q: enc([q])[0]), ident, dim
@@ -104,17 +104,12 @@ class KBEmbedding(BaseEmbedding):
 
     def __init__(self, passage_fn: Callable, query_fn: Callable, model_id: str, dim: int,
                  cache: EmbeddingCache | None = None, **kwargs: Any) -> None:
-        super().__init__(model_name=model_id, model_id=model_id, dim=dim, embed_batch_size=16, **kwargs)
+        super().__init__(model_name=model_id, model_id=model_id, dim=dim, embed_batch_size=16,  # type: ignore[call-arg]
+                         **kwargs)
         self._passage_fn = passage_fn
         self._query_fn = query_fn
         self._cache = cache
         self._lock = threading.Lock()
-        self._embedded = 0
-
-    @property
-    def embedded_count(self) -> int:
-        """How many passages this process actually ran through the model (cache misses)."""
-        return self._embedded
 
     @classmethod
     def class_name(cls) -> str:
@@ -138,7 +133,6 @@ class KBEmbedding(BaseEmbedding):
                 vecs = self._passage_fn([texts[i] for i in idx])
             new = {shas[i]: v for i, v in zip(idx, vecs)}
             found.update(new)
-            self._embedded += len(idx)
             if self._cache:
                 self._cache.put_many(self.model_id, new)
             if progress:

@@ -3,7 +3,7 @@
     python -m kb export QUESTION [QUESTION ...] --format md|docx|pdf|json -o FILE [filters]
     python -m kb export --answers ASK.jsonl --format pdf -o FILE   # re-export saved `kb ask --json` output
 
-Registered with ``kb.cli`` on import (``kb/cli_*.py`` plugin). Exit codes: 0 written; 1 refused because a
+Listed in ``kb.cli``. Exit codes: 0 written; 1 refused because a
 quote failed verification (nothing written); 2 bad invocation or no index.
 """
 from __future__ import annotations
@@ -14,9 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kb.cli import EXIT_OK, EXIT_PARTIAL, Command, UsageError, add_filter_arguments, filters_from_args, register
+from kb.cli.ask_eval import add_filter_arguments, filters_from_args, load_engine
+from kb.cli.framework import EXIT_OK, EXIT_PARTIAL, Command
+from kb.errors import UsageError
 from kb.export import FORMATS, ExportError, export_answers, write_export
 from kb.models import Answer, Citation, Passage
+from kb.settings import Settings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,22 +77,18 @@ def _format(args: argparse.Namespace) -> str:
     return fmt
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     fmt = _format(args)
     if bool(args.question) == bool(args.answers):
         raise UsageError("give one or more QUESTIONs or --answers FILE (not both)")
     if args.top_k < 1:
         raise UsageError("--top-k must be 1 or more")
     if args.answers:  # saved answers: only the registry is needed to verify and render them
-        from kb.settings import load_settings
-
         answers = _read_answers(args.answers)
-        settings, extra = load_settings(), {}
+        extra: dict[str, Any] = {}
     else:
-        from kb.cli import load_engine
-
         filters = filters_from_args(args)
-        engine = load_engine()
+        engine = load_engine(settings)
         answers = [engine.ask(q, filters=filters, top_k=args.top_k) for q in args.question]
         settings, extra = engine.settings, {"registry": engine.registry, "embedder_id": engine.embedder.model_id}
     for a in answers:
@@ -110,4 +109,4 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-register(Command("export", "a cited summary (md, docx, pdf or json) with verified pinpoint quotes", add_arguments, run))
+EXPORT = Command("export", "a cited summary (md, docx, pdf or json) with verified pinpoint quotes", add_arguments, run)

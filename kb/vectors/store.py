@@ -16,21 +16,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
+import numpy as np
+
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-import chromadb  # noqa: E402
-from chromadb.config import Settings as ChromaSettings  # noqa: E402
-from llama_index.core.schema import TextNode  # noqa: E402
-from llama_index.vector_stores.chroma import ChromaVectorStore  # noqa: E402
+import chromadb
+from chromadb.config import Settings as ChromaSettings
+from llama_index.core.schema import TextNode
+from llama_index.vector_stores.chroma import ChromaVectorStore
 
-from kb.errors import EmbedderMismatch, StoreUnavailable  # noqa: E402
-from kb.settings import Settings  # noqa: E402
+from kb.errors import EmbedderMismatch, StoreUnavailable
+from kb.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class Hit:
+class VectorHit:
     """A raw vector-store hit."""
 
     chunk_id: str
@@ -66,7 +68,7 @@ def _writing(settings: Settings, what: str) -> Iterator[None]:
         yield
     except StoreUnavailable:
         raise
-    except Exception as exc:  # noqa: BLE001 - chromadb raises InternalError, OSError, httpx errors, ...
+    except Exception as exc:
         where = f"the Chroma server at {settings.chroma_host}" if settings.chroma_host else str(settings.chroma_dir)
         raise StoreUnavailable(f"cannot {what} the vector store ({where}): {exc}; free disk space or restore the "
                                "store, then run the same command again") from exc
@@ -81,7 +83,7 @@ class Store:
         self.client = make_client(settings)
         try:
             if create:
-                meta = {"hnsw:space": "cosine"}
+                meta: dict[str, Any] = {"hnsw:space": "cosine"}
                 if embedder_id:
                     meta.update({"embedder": embedder_id, "dim": int(dim or 0)})
                 self.collection = self.client.get_or_create_collection(
@@ -160,8 +162,8 @@ class Store:
                 return out
             offset += len(got)
 
-    def query(self, embedding: Sequence[float], top_k: int, where: dict | None = None,
-              payload: bool = True) -> list[Hit]:
+    def query(self, embedding: Sequence[float] | np.ndarray, top_k: int, where: dict | None = None,
+              payload: bool = True) -> list[VectorHit]:
         """Nearest chunks by cosine similarity (score in [-1, 1]); ``payload=False`` skips text and metadata.
 
         An embedded store that another process (an ingest) writes to can fail a filtered query with
@@ -173,7 +175,7 @@ class Store:
         for attempt in range(len(QUERY_RETRY_DELAYS) + 1):
             try:
                 return self._query(vec, top_k, where, payload)
-            except Exception as exc:  # noqa: BLE001 - chromadb raises InternalError, ValueError, ...
+            except Exception as exc:
                 if self.settings.chroma_host or attempt == len(QUERY_RETRY_DELAYS):
                     if not where or self.settings.chroma_host:
                         raise StoreUnavailable(f"the vector store failed a query: {exc}") from exc
@@ -184,13 +186,13 @@ class Store:
         wide = self._query(vec, max(top_k * 10, 200), None)
         return [h for h in wide if metadata_matches(h.metadata, where or {})][:top_k]
 
-    def _query(self, vec: list[list[float]], top_k: int, where: dict | None, payload: bool = True) -> list[Hit]:
+    def _query(self, vec: list[list[float]], top_k: int, where: dict | None, payload: bool = True) -> list[VectorHit]:
         include = ["documents", "metadatas", "distances"] if payload else ["distances"]
         res = self.collection.query(query_embeddings=vec, n_results=top_k, where=where or None, include=include)
         ids, dists = res["ids"][0], res["distances"][0]
         docs = res["documents"][0] if payload else [""] * len(ids)
         metas = res["metadatas"][0] if payload else [{}] * len(ids)
-        return [Hit(i, d or "", m or {}, 1.0 - float(dist)) for i, d, m, dist in zip(ids, docs, metas, dists)]
+        return [VectorHit(i, d or "", m or {}, 1.0 - float(dist)) for i, d, m, dist in zip(ids, docs, metas, dists)]
 
     def refresh(self) -> None:
         """Re-open an embedded store so that queries see vectors another process added since it was opened.
@@ -213,7 +215,7 @@ class Store:
             client = make_client(self.settings)
             try:
                 collection = client.get_collection(self.settings.collection, embedding_function=None)
-            except Exception as exc:  # noqa: BLE001 - the collection was deleted under us
+            except Exception as exc:
                 raise StoreUnavailable(f"cannot re-open collection {self.settings.collection!r}: {exc}") from exc
             self.client, self.collection = client, collection
             self.vector_store = ChromaVectorStore(chroma_collection=collection)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
 from kb.registry import Registry, VersionRow
-from kb.settings import FOREVER
+from kb.times import FOREVER, day_of, day_of_epoch
 
 
 @dataclass
@@ -65,49 +65,24 @@ class SourceHealth:
     errors: list[dict[str, str]] = field(default_factory=list)
 
 
-def _day(value: str | None) -> date | None:
-    value = (value or "").strip()
-    if len(value) < 10:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
-def _epoch_day(ts: int) -> date:
-    return datetime.fromtimestamp(int(ts), tz=timezone.utc).date()
-
-
 def index_counts(registry: Registry) -> dict[str, int]:
     """Indexed (current) chunks, canonical documents, all versions and duplicates."""
-    chunks = registry.query("SELECT COUNT(*) FROM chunks c JOIN versions v ON v.version_id=c.version_id "
-                            "WHERE v.status='indexed' AND v.valid_to=?", (FOREVER,))[0][0]
-    docs = registry.query("SELECT COUNT(*) FROM documents WHERE duplicate_of IS NULL")[0][0]
-    dups = registry.query("SELECT COUNT(*) FROM documents WHERE duplicate_of IS NOT NULL")[0][0]
-    versions = registry.query("SELECT COUNT(*) FROM versions WHERE status='indexed'")[0][0]
-    return {"chunks": int(chunks), "documents": int(docs), "duplicates": int(dups), "versions": int(versions)}
+    return registry.index_counts()
 
 
 def filter_options(registry: Registry) -> FilterOptions:
     """Distinct filter values over the indexed versions (all versions, so ``as of`` can reach old ones)."""
-    indexed = "FROM versions v JOIN documents d ON d.doc_id=v.doc_id WHERE v.status='indexed' AND v.n_chunks > 0"
-    langs = {r[0] for r in registry.query(f"SELECT DISTINCT v.language {indexed}") if r[0]}
-    langs |= {r[0] for r in registry.query(
-        "SELECT DISTINCT c.language FROM chunks c JOIN versions v ON v.version_id=c.version_id "
-        "WHERE v.status='indexed'") if r[0]}
-    langs.discard("und")
+    values = registry.indexed_values()
     opts = FilterOptions(
-        languages=sorted(langs),
-        doctypes=sorted({r[0] for r in registry.query(f"SELECT DISTINCT d.doctype {indexed}") if r[0]}),
-        publishers=sorted({r[0] for r in registry.query(f"SELECT DISTINCT d.publisher {indexed}") if r[0]},
-                          key=str.casefold),
-        sources=sorted({r[0] for r in registry.query(f"SELECT DISTINCT d.source {indexed}") if r[0]}),
+        languages=sorted(values["languages"] - {"und", ""}),
+        doctypes=sorted(v for v in values["doctypes"] if v),
+        publishers=sorted((v for v in values["publishers"] if v), key=str.casefold),
+        sources=sorted(v for v in values["sources"] if v),
     )
-    published = sorted(d for d in (_day(r[0]) for r in registry.query(f"SELECT DISTINCT v.published {indexed}")) if d)
+    published = sorted(d for d in (day_of(v) for v in values["published"]) if d)
     if published:
         opts.first_published, opts.last_published = published[0], published[-1]
-    starts = sorted({_epoch_day(r[0]) for r in registry.query(f"SELECT DISTINCT v.valid_from {indexed}")})
+    starts = sorted({day_of_epoch(v) for v in values["valid_from"]})
     opts.version_dates = starts
     opts.first_retrieved = starts[0] if starts else None
     return opts
@@ -116,12 +91,7 @@ def filter_options(registry: Registry) -> FilterOptions:
 def list_documents(registry: Registry) -> list[DocumentEntry]:
     """Canonical documents with version counts and their duplicates, by source then title."""
     vers: dict[str, dict[str, Any]] = {}
-    for r in registry.query(
-            "SELECT doc_id, COUNT(*) AS n, SUM(status='indexed') AS n_indexed, MAX(retrieved) AS last, "
-            "SUM(CASE WHEN status='indexed' AND valid_to=? THEN n_chunks ELSE 0 END) AS chunks, "
-            "MAX(CASE WHEN status='indexed' AND valid_to=? THEN version_id END) AS current "
-            "FROM versions GROUP BY doc_id", (FOREVER, FOREVER)):
-        vers[r["doc_id"]] = dict(r)
+    vers.update(registry.version_stats())
     docs = registry.documents()
     by_id: dict[str, DocumentEntry] = {}
     dups: list[dict[str, Any]] = []
@@ -181,8 +151,7 @@ def version_provenance(registry: Registry, version_id: str) -> dict[str, Any]:
 
 def source_health(registry: Registry) -> list[SourceHealth]:
     """Every known source with its last run and that run's errors for it."""
-    counts = {r[0]: int(r[1]) for r in registry.query(
-        "SELECT source, COUNT(*) FROM documents WHERE duplicate_of IS NULL GROUP BY source")}
+    counts = registry.canonical_counts_by_source()
     out: dict[str, SourceHealth] = {}
     for s in registry.sources():
         out[s["name"]] = SourceHealth(

@@ -1,4 +1,4 @@
-"""kb.catalog over a small real registry: duplicates folded, filter values, per-source run errors."""
+"""kb.listings over a small real registry: duplicates folded, filter values, per-source run errors."""
 from __future__ import annotations
 
 import json
@@ -6,15 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from kb import catalog
+from kb import listings as catalog
 from kb.registry import Registry
-from kb.settings import FOREVER
+from kb.times import FOREVER
+from tests.fixtures.registry_db import raw_connection
 
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
     reg = Registry(tmp_path / "registry.sqlite")
-    with reg.transaction() as db:
+    with raw_connection(reg) as db:
         docs = [("d1", "news", "https://a.example/story", "Story", "Agency", "news", "en", "2025-03-04", None),
                 ("d2", "news", "https://b.example/copy", "Story (copy)", "Paper", "news", "en", "2025-03-05", "d1"),
                 ("d3", "terms", "https://c.example/tos", "Terms", "Corp, Inc.", "tos", "hi", "", None)]

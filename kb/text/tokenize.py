@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Iterable
 
 # Combining marks are not ``\w`` in Python's ``re``; Indic vowel signs and viramas are marks.
@@ -83,8 +83,8 @@ def stopwords(lang: str) -> frozenset[str]:
         return _STOP_CACHE[lang]
 
 
-@lru_cache(maxsize=None)
-def _stemmer(lang: str):  # noqa: ANN202 - neither library has public types
+@cache
+def _stemmer(lang: str):
     """A Snowball stemmer with a ``stem(word)`` method: PyStemmer (C) first, nltk's as a fallback."""
     name = _SNOWBALL.get(lang)
     if not name:
@@ -110,7 +110,7 @@ def stemmer_backend() -> str:
 
 
 class _PyStemmer:
-    def __init__(self, stemmer) -> None:  # noqa: ANN001
+    def __init__(self, stemmer) -> None:
         self.stem = stemmer.stemWord
 
 
@@ -194,7 +194,7 @@ _JIEBA_LOCK = threading.Lock()
 _JIEBA = None
 
 
-def _jieba():  # noqa: ANN202
+def _jieba():
     global _JIEBA
     if _JIEBA is None:
         with _JIEBA_LOCK:

@@ -1,0 +1,639 @@
+"""The registry beside the index: sources, documents, versions, chunks, snapshots and runs.
+
+The registry is the source of truth: Chroma holds the vectors of the chunks listed here. A version is
+written ``pending`` with its chunks in one transaction (``add_version``), its vectors are then added to
+the store, and it becomes ``indexed`` last (``mark_indexed``), so a run killed at any point is
+finished by the next one without duplicates.
+
+This module is the only place that speaks SQL to the registry's tables: every caller uses a named,
+typed method. The SQL is portable (bound parameters, ``ON CONFLICT`` upserts, ``CASE`` instead of
+boolean arithmetic); what is SQLite's own (the connection, ``PRAGMA``, ``BEGIN IMMEDIATE``, the
+storage-failure messages) sits in ``_SQLite``, the one dialect seam. The schema comes from
+``kb.registry.schema`` as numbered migrations applied on open.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from kb.errors import NoIndex, SnapshotError, StoreUnavailable
+from kb.registry.ids import chunk_id_for
+from kb.registry.schema import LATEST, MIGRATIONS
+from kb.times import FOREVER
+
+#: Rows per ``IN (...)`` list (SQLite's default limit on bound parameters is 999).
+_BATCH = 500
+
+
+@dataclass
+class VersionRow:
+    """One stored version of a document (its text is read with ``Registry.version_text``)."""
+
+    version_id: str
+    doc_id: str
+    text_sha: str
+    snapshot_sha: str | None
+    retrieved: str
+    valid_from: int
+    valid_to: int
+    title: str
+    language: str
+    published: str
+    effective_date: str
+    status: str
+    n_chunks: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ChunkRow:
+    """One stored chunk: ``text == version_text[start:end]``."""
+
+    chunk_id: str
+    version_id: str
+    doc_id: str
+    seq: int
+    start: int
+    end: int
+    language: str
+    text: str
+
+
+@dataclass
+class DocumentRecord:
+    """What ``upsert_document`` writes: a document's identity, metadata and duplicate status."""
+
+    doc_id: str
+    source: str
+    url: str
+    location: str
+    title: str
+    publisher: str
+    author: str
+    doctype: str
+    language: str
+    published: str
+    checked: str
+    duplicate_of: str | None = None
+    duplicate_kind: str | None = None
+    duplicate_score: float | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass
+class NewVersion:
+    """What ``add_version`` writes (``pending`` until its vectors are stored)."""
+
+    version_id: str
+    doc_id: str
+    text: str
+    text_sha: str
+    snapshot_sha: str | None
+    retrieved: str
+    valid_from: int
+    title: str
+    language: str
+    published: str
+    effective_date: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    signature: bytes | None = None
+    valid_to: int = FOREVER
+    status: str = "pending"
+
+
+@dataclass
+class NewChunk:
+    """A chunk of a version about to be written: its position, span and language."""
+
+    seq: int
+    start: int
+    end: int
+    language: str
+    text: str
+
+
+class _SQLite:
+    """The dialect seam: how to connect, begin a write, and recognise a storage failure."""
+
+    #: Errors that mean the disk or the file, not the statement, is at fault.
+    STORAGE_FAILURE = re.compile(r"disk is full|disk I/O error|database is locked|unable to open|readonly database|"
+                                 r"no space", re.IGNORECASE)
+    Error = sqlite3.Error
+
+    @staticmethod
+    def connect(path: Path, readonly: bool) -> sqlite3.Connection:
+        if readonly:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60, check_same_thread=False)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.row_factory = sqlite3.Row
+        return db
+
+    @staticmethod
+    def begin(db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+
+    @classmethod
+    def is_storage_failure(cls, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and bool(cls.STORAGE_FAILURE.search(str(exc)))
+
+
+def _marks(items: Sequence[Any]) -> str:
+    return ",".join("?" * len(items))
+
+
+def _parts(items: Sequence[Any]) -> Iterator[list[Any]]:
+    items = list(items)
+    for i in range(0, len(items), _BATCH):
+        yield items[i:i + _BATCH]
+
+
+class Registry:
+    """Typed access to the registry database (one connection, thread-safe, reentrant transactions)."""
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self._dialect = _SQLite
+        if readonly and not self.path.exists():
+            raise NoIndex(f"no index at {self.path.parent} (no registry); build it with `python -m ingest run` "
+                          "or point KB_DATA_DIR at an existing index")
+        try:
+            self._db = self._dialect.connect(self.path, readonly)
+        except self._dialect.Error as exc:
+            raise StoreUnavailable(f"cannot open the registry {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._depth = 0
+        if not readonly:
+            self.migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic write; nested calls join the outer transaction."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self._dialect.begin(self._db)
+                self._depth = 1
+                yield
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:  # SQLite already rolled back e.g. a COMMIT that hit a full disk
+                    self._db.execute("ROLLBACK")
+                if self._dialect.is_storage_failure(exc):
+                    raise StoreUnavailable(f"cannot write the registry {self.path}: {exc}; free disk space or fix "
+                                           "the data directory, then run the same command again") from exc
+                raise
+            finally:
+                self._depth = 0
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self._rows(sql, params)
+        return rows[0][0] if rows else None
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.transaction():
+            self._db.execute(sql, params)
+
+    def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self.transaction():
+            self._db.executemany(sql, rows)
+
+    def migrate(self) -> list[int]:
+        """Apply the schema migrations this registry lacks; returns the versions applied."""
+        applied: list[int] = []
+        with self.transaction():
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            have = int(self.get_meta("schema_version", "0") or 0)
+            for m in MIGRATIONS:
+                if m.version > have:
+                    for statement in m.statements:
+                        self._db.execute(statement)
+                    applied.append(m.version)
+            if applied:
+                self.set_meta("schema_version", str(LATEST))
+        return applied
+
+    def schema_version(self) -> int:
+        return int(self.get_meta("schema_version", "0") or 0)
+
+    # -- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        value = self._one("SELECT value FROM meta WHERE key=?", (key,))
+        return default if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write("INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (key, value))
+
+    def generation(self) -> int:
+        """A counter bumped whenever indexed content changes (for caches such as BM25)."""
+        return int(self.get_meta("generation", "0") or 0)
+
+    def bump_generation(self) -> None:
+        """Tell every reader (BM25 caches, long-lived retrievers) that indexed content changed."""
+        self._write("INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE SET "
+                    "value=CAST(CAST(value AS INTEGER) + 1 AS TEXT)")
+
+    def index_state(self) -> tuple[int, int]:
+        """(generation, number of indexed versions): what changes when ingest indexes or supersedes a version."""
+        n = self._one("SELECT COUNT(*) FROM versions WHERE status='indexed'")
+        return self.generation(), int(n or 0)
+
+    # -- documents --------------------------------------------------------------------------
+    def document(self, doc_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM documents WHERE doc_id=?", (doc_id,))
+        return dict(rows[0]) if rows else None
+
+    def documents(self, source: str | None = None) -> list[dict[str, Any]]:
+        if source:
+            return [dict(r) for r in self._rows("SELECT * FROM documents WHERE source=? ORDER BY url", (source,))]
+        return [dict(r) for r in self._rows("SELECT * FROM documents ORDER BY source, url")]
+
+    def documents_at(self, url_or_location: str) -> list[dict[str, Any]]:
+        """Documents whose cited URL or fetched location is exactly this."""
+        return [dict(r) for r in self._rows("SELECT * FROM documents WHERE url=? OR location=?",
+                                            (url_or_location, url_or_location))]
+
+    def copies_of(self, doc_id: str) -> list[dict[str, Any]]:
+        """Documents ingest recorded as copies of ``doc_id`` (doc_id, title, publisher, url, duplicate_kind)."""
+        rows = self._rows("SELECT doc_id, title, publisher, url, duplicate_kind FROM documents WHERE duplicate_of=? "
+                          "ORDER BY publisher, url", (doc_id,))
+        return [{k: (r[k] or "") for k in r.keys()} for r in rows]
+
+    def duplicate_documents(self) -> list[dict[str, Any]]:
+        """Every document folded into another one (doc_id, title, url, publisher, source)."""
+        return [dict(r) for r in self._rows("SELECT doc_id, title, url, publisher, source FROM documents "
+                                            "WHERE duplicate_of IS NOT NULL ORDER BY doc_id")]
+
+    def documents_sharing_url(self, doc_id: str, url: str) -> list[dict[str, Any]]:
+        """Other canonical documents that cite the same URL (trailing slash ignored), by publication date."""
+        want = (url or "").rstrip("/")
+        rows = self._rows("SELECT doc_id, title, published, url FROM documents WHERE duplicate_of IS NULL "
+                          "AND doc_id != ? ORDER BY published, doc_id", (doc_id,))
+        return [dict(r) for r in rows if want and (r["url"] or "").rstrip("/") == want]
+
+    def document_sources(self) -> set[str]:
+        """Source names that documents are recorded under."""
+        return {r[0] for r in self._rows("SELECT DISTINCT source FROM documents")}
+
+    def doc_ids_of_sources(self, names: Sequence[str]) -> list[str]:
+        out: list[str] = []
+        for part in _parts(names):
+            out += [r[0] for r in self._rows(f"SELECT doc_id FROM documents WHERE source IN ({_marks(part)}) "
+                                             "ORDER BY doc_id", part)]
+        return out
+
+    def copies_outside(self, doc_ids: Sequence[str]) -> list[str]:
+        """Documents that are copies of one of ``doc_ids`` without being among them, oldest first."""
+        docs = set(doc_ids)
+        rows = self._rows("SELECT doc_id, duplicate_of FROM documents WHERE duplicate_of IS NOT NULL "
+                          "ORDER BY first_seen, doc_id")
+        return [r[0] for r in rows if r[1] in docs and r[0] not in docs]
+
+    def current_signatures(self) -> list[tuple[str, str, bytes]]:
+        """(doc_id, exact key, MinHash signature) of every canonical document's current version, oldest first."""
+        rows = self._rows(
+            "SELECT d.doc_id, v.signature, v.meta FROM documents d JOIN versions v ON v.doc_id=d.doc_id "
+            "WHERE d.duplicate_of IS NULL AND v.valid_to=? AND v.signature IS NOT NULL "
+            "ORDER BY d.first_seen, d.doc_id", (FOREVER,))
+        return [(r["doc_id"], json.loads(r["meta"] or "{}").get("exact_key", ""), bytes(r["signature"])) for r in rows]
+
+    def upsert_document(self, doc: DocumentRecord) -> None:
+        """Insert a document, or update everything but its first-seen time and location."""
+        self._write(
+            "INSERT INTO documents (doc_id, source, url, location, title, publisher, author, doctype, language,"
+            " published, first_seen, last_checked, duplicate_of, duplicate_kind, duplicate_score, etag,"
+            " last_modified) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(doc_id) DO UPDATE SET"
+            " source=excluded.source, url=excluded.url, title=excluded.title, publisher=excluded.publisher,"
+            " author=excluded.author, doctype=excluded.doctype, language=excluded.language,"
+            " published=excluded.published, last_checked=excluded.last_checked, duplicate_of=excluded.duplicate_of,"
+            " duplicate_kind=excluded.duplicate_kind, duplicate_score=excluded.duplicate_score, etag=excluded.etag,"
+            " last_modified=excluded.last_modified",
+            (doc.doc_id, doc.source, doc.url, doc.location, doc.title, doc.publisher, doc.author, doc.doctype,
+             doc.language, doc.published, doc.checked, doc.checked, doc.duplicate_of, doc.duplicate_kind,
+             doc.duplicate_score, doc.etag, doc.last_modified))
+
+    def touch_document(self, doc_id: str, checked: str, etag: str | None = None,
+                       last_modified: str | None = None) -> None:
+        """Record that a document was checked and had not changed (keeping validators it did not resend)."""
+        self._write("UPDATE documents SET last_checked=?, etag=COALESCE(?, etag), "
+                    "last_modified=COALESCE(?, last_modified) WHERE doc_id=?", (checked, etag, last_modified, doc_id))
+
+    def set_duplicate_of(self, doc_id: str, canonical: str | None) -> None:
+        """Fold a document into ``canonical``, or make it canonical itself (None)."""
+        if canonical is None:
+            self._write("UPDATE documents SET duplicate_of=NULL, duplicate_kind=NULL, duplicate_score=NULL "
+                        "WHERE doc_id=?", (doc_id,))
+        else:
+            self._write("UPDATE documents SET duplicate_of=? WHERE doc_id=?", (canonical, doc_id))
+
+    # -- versions and chunks ----------------------------------------------------------------
+    def versions(self, doc_id: str) -> list[VersionRow]:
+        rows = self._rows("SELECT * FROM versions WHERE doc_id=? ORDER BY valid_from", (doc_id,))
+        return [self._version(r) for r in rows]
+
+    def version(self, version_id: str) -> VersionRow | None:
+        rows = self._rows("SELECT * FROM versions WHERE version_id=?", (version_id,))
+        return self._version(rows[0]) if rows else None
+
+    def latest_version(self, doc_id: str) -> VersionRow | None:
+        rows = self._rows("SELECT * FROM versions WHERE doc_id=? ORDER BY valid_from DESC LIMIT 1", (doc_id,))
+        return self._version(rows[0]) if rows else None
+
+    def current_version(self, doc_id: str) -> VersionRow | None:
+        """The indexed version valid now, if any."""
+        rows = self._rows("SELECT * FROM versions WHERE doc_id=? AND valid_to=? AND status='indexed'",
+                          (doc_id, FOREVER))
+        return self._version(rows[0]) if rows else None
+
+    def pending_version_ids(self) -> list[str]:
+        """Versions a killed run left ``pending``, oldest first."""
+        return [r[0] for r in self._rows("SELECT version_id FROM versions WHERE status='pending' ORDER BY valid_from")]
+
+    @staticmethod
+    def _version(r: sqlite3.Row) -> VersionRow:
+        return VersionRow(r["version_id"], r["doc_id"], r["text_sha"], r["snapshot_sha"], r["retrieved"],
+                          r["valid_from"], r["valid_to"], r["title"] or "", r["language"] or "und",
+                          r["published"] or "", r["effective_date"] or "", r["status"], r["n_chunks"],
+                          json.loads(r["meta"] or "{}"))
+
+    def version_text(self, version_id: str) -> str:
+        """The stored text of a version (what citation offsets point into), hash-checked."""
+        rows = self._rows("SELECT text, text_sha FROM versions WHERE version_id=?", (version_id,))
+        if not rows:
+            raise SnapshotError(f"version {version_id} is not in the registry")
+        text = rows[0]["text"]
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != rows[0]["text_sha"]:
+            raise SnapshotError(f"the stored text of version {version_id} does not match its SHA-256; "
+                                "re-ingest the source to restore it")
+        return str(text)
+
+    def stored_versions(self) -> Iterator[dict[str, Any]]:
+        """Every version with its stored text and hashes (for ``ingest verify``), by version id."""
+        for r in self._rows("SELECT version_id, doc_id, text, text_sha, snapshot_sha, status FROM versions "
+                            "ORDER BY version_id"):
+            yield dict(r)
+
+    def add_version(self, version: NewVersion, chunks: Sequence[NewChunk]) -> list[str]:
+        """Write a version and its chunks in one transaction; returns the chunk ids."""
+        v = version
+        ids = [chunk_id_for(v.version_id, c.seq) for c in chunks]
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO versions (version_id, doc_id, text_sha, snapshot_sha, retrieved, valid_from, valid_to,"
+                " title, language, published, effective_date, status, n_chunks, text, meta, signature)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (v.version_id, v.doc_id, v.text_sha, v.snapshot_sha, v.retrieved, v.valid_from, v.valid_to, v.title,
+                 v.language, v.published, v.effective_date, v.status, len(chunks), v.text,
+                 json.dumps(v.meta, ensure_ascii=False), v.signature))
+            self._insert_chunks(v.version_id, v.doc_id, chunks)
+        return ids
+
+    def _insert_chunks(self, version_id: str, doc_id: str, chunks: Sequence[NewChunk]) -> None:
+        self._db.executemany(
+            'INSERT INTO chunks (chunk_id, version_id, doc_id, seq, start, "end", language, text)'
+            " VALUES (?,?,?,?,?,?,?,?)",
+            [(chunk_id_for(version_id, c.seq), version_id, doc_id, c.seq, c.start, c.end, c.language, c.text)
+             for c in chunks])
+
+    def rechunk_pending(self, version_id: str, doc_id: str, chunks: Sequence[NewChunk]) -> None:
+        """Give a version without chunks (a former copy) its chunks and make it ``pending`` to be indexed."""
+        with self.transaction():
+            self._insert_chunks(version_id, doc_id, chunks)
+            self._db.execute("UPDATE versions SET status='pending', n_chunks=? WHERE version_id=?",
+                             (len(chunks), version_id))
+
+    def mark_indexed(self, version_id: str, retire: Sequence[tuple[str, int]] = ()) -> None:
+        """The last step of indexing a version: retire the versions it supersedes (id, valid until), mark it
+        ``indexed`` and bump the generation, in one transaction."""
+        with self.transaction():
+            self._db.executemany("UPDATE versions SET valid_to=? WHERE version_id=?",
+                                 [(until, vid) for vid, until in retire])
+            self._db.execute("UPDATE versions SET status='indexed' WHERE version_id=?", (version_id,))
+            self.bump_generation()
+
+    def chunks(self, version_id: str | None = None) -> list[ChunkRow]:
+        if version_id:
+            rows = self._rows("SELECT * FROM chunks WHERE version_id=? ORDER BY seq", (version_id,))
+        else:
+            rows = self._rows("SELECT * FROM chunks ORDER BY version_id, seq")
+        return [ChunkRow(r["chunk_id"], r["version_id"], r["doc_id"], r["seq"], r["start"], r["end"],
+                         r["language"] or "und", r["text"]) for r in rows]
+
+    def chunk_ids_of(self, doc_ids: Sequence[str]) -> list[str]:
+        out: list[str] = []
+        for part in _parts(doc_ids):
+            out += [r[0] for r in self._rows(f"SELECT chunk_id FROM chunks WHERE doc_id IN ({_marks(part)}) "
+                                             "ORDER BY chunk_id", part)]
+        return out
+
+    def chunk_count(self) -> int:
+        return int(self._one("SELECT COUNT(*) FROM chunks") or 0)
+
+    def chunk_text_at(self, offset: int) -> str:
+        """The text of the chunk at this position in chunk-id order (for sampling)."""
+        return str(self._one("SELECT text FROM chunks ORDER BY chunk_id LIMIT 1 OFFSET ?", (int(offset),)) or "")
+
+    def all_chunk_ids(self) -> set[str]:
+        return {r[0] for r in self._rows("SELECT chunk_id FROM chunks")}
+
+    def indexed_chunk_ids(self) -> set[str]:
+        return {r[0] for r in self._rows(
+            "SELECT c.chunk_id FROM chunks c JOIN versions v ON v.version_id=c.version_id WHERE v.status='indexed'")}
+
+    def catalogue_rows(self) -> list[dict[str, Any]]:
+        """Every chunk of an indexed version with what retrieval filters on, by chunk id."""
+        rows = self._rows(
+            'SELECT c.chunk_id, c.version_id, c.doc_id, c.start, c."end" AS "end", c.language, c.text, '
+            "v.valid_from, v.valid_to, v.published, v.retrieved, v.language AS doc_language, "
+            "COALESCE(NULLIF(v.title, ''), d.title, '') AS title, d.source, d.url, d.publisher, d.doctype "
+            "FROM chunks c JOIN versions v ON v.version_id = c.version_id JOIN documents d ON d.doc_id = c.doc_id "
+            "WHERE v.status = 'indexed' ORDER BY c.chunk_id")
+        return [dict(r) for r in rows]
+
+    # -- summaries for status, the overview and the sources page -----------------------------
+    def index_counts(self) -> dict[str, int]:
+        """Indexed (current) chunks, canonical documents, indexed versions and duplicates."""
+        return {
+            "chunks": int(self._one("SELECT COUNT(*) FROM chunks c JOIN versions v ON v.version_id=c.version_id "
+                                    "WHERE v.status='indexed' AND v.valid_to=?", (FOREVER,)) or 0),
+            "documents": int(self._one("SELECT COUNT(*) FROM documents WHERE duplicate_of IS NULL") or 0),
+            "duplicates": int(self._one("SELECT COUNT(*) FROM documents WHERE duplicate_of IS NOT NULL") or 0),
+            "versions": int(self._one("SELECT COUNT(*) FROM versions WHERE status='indexed'") or 0),
+        }
+
+    def indexed_chunk_total(self) -> int:
+        """Chunks of every indexed version (current and past)."""
+        return int(self._one("SELECT COUNT(*) FROM chunks c JOIN versions v ON v.version_id=c.version_id "
+                             "WHERE v.status='indexed'") or 0)
+
+    def indexed_values(self) -> dict[str, set[Any]]:
+        """Distinct values over indexed versions with passages: languages (of versions and chunks), doctypes,
+        publishers, sources, publication dates and validity starts."""
+        indexed = "FROM versions v JOIN documents d ON d.doc_id=v.doc_id WHERE v.status='indexed' AND v.n_chunks > 0"
+
+        def distinct(column: str) -> set[Any]:
+            return {r[0] for r in self._rows(f"SELECT DISTINCT {column} {indexed}") if r[0] is not None}
+
+        chunk_langs = {r[0] for r in self._rows(
+            "SELECT DISTINCT c.language FROM chunks c JOIN versions v ON v.version_id=c.version_id "
+            "WHERE v.status='indexed'") if r[0]}
+        return {"languages": distinct("v.language") | chunk_langs, "doctypes": distinct("d.doctype"),
+                "publishers": distinct("d.publisher"), "sources": distinct("d.source"),
+                "published": distinct("v.published"), "valid_from": distinct("v.valid_from")}
+
+    def version_stats(self) -> dict[str, dict[str, Any]]:
+        """Per document: versions (n), indexed versions, last retrieval, current chunks and current version id."""
+        rows = self._rows(
+            "SELECT doc_id, COUNT(*) AS n, SUM(CASE WHEN status='indexed' THEN 1 ELSE 0 END) AS n_indexed, "
+            "MAX(retrieved) AS last, SUM(CASE WHEN status='indexed' AND valid_to=? THEN n_chunks ELSE 0 END) AS chunks, "
+            "MAX(CASE WHEN status='indexed' AND valid_to=? THEN version_id END) AS current "
+            "FROM versions GROUP BY doc_id", (FOREVER, FOREVER))
+        return {r["doc_id"]: dict(r) for r in rows}
+
+    def canonical_counts_by_source(self) -> dict[str, int]:
+        return {r[0]: int(r[1]) for r in self._rows(
+            "SELECT source, COUNT(*) FROM documents WHERE duplicate_of IS NULL GROUP BY source")}
+
+    def current_canonical_versions(self) -> list[dict[str, Any]]:
+        """Indexed versions of canonical documents (version_id, n_chunks, language, doctype)."""
+        return [dict(r) for r in self._rows(
+            "SELECT v.version_id, v.n_chunks, v.language, d.doctype FROM versions v JOIN documents d "
+            "ON d.doc_id=v.doc_id WHERE v.status='indexed' AND d.duplicate_of IS NULL")]
+
+    def canonical_version_count(self) -> int:
+        return int(self._one("SELECT COUNT(*) FROM versions v JOIN documents d ON d.doc_id=v.doc_id "
+                             "WHERE d.duplicate_of IS NULL") or 0)
+
+    # -- deletion ---------------------------------------------------------------------------
+    def delete_documents(self, doc_ids: Sequence[str], sources: Sequence[str] = (),
+                         snapshots: Sequence[str] = (), note: dict[str, Any] | None = None) -> None:
+        """Delete documents with their versions and chunks, source rows and snapshot rows, in one transaction;
+        bumps the generation and records ``note`` as the last prune."""
+        with self.transaction():
+            for part in _parts(doc_ids):
+                for table in ("chunks", "versions", "documents"):
+                    self._db.execute(f"DELETE FROM {table} WHERE doc_id IN ({_marks(part)})", part)
+            for part in _parts(sources):
+                self._db.execute(f"DELETE FROM sources WHERE name IN ({_marks(part)})", part)
+            for part in _parts(snapshots):
+                self._db.execute(f"DELETE FROM snapshots WHERE sha256 IN ({_marks(part)})", part)
+            self.bump_generation()
+            if note is not None:
+                self.set_meta("last_prune", json.dumps(note))
+
+    # -- snapshots --------------------------------------------------------------------------
+    def snapshot_path(self, sha: str) -> Path:
+        return self.path.parent / "snapshots" / sha[:2] / f"{sha}.gz"
+
+    def save_snapshot(self, content: bytes, url: str, retrieved: str, content_type: str = "") -> str:
+        """Store raw bytes gzip-compressed under their SHA-256 (idempotent); returns the hash."""
+        sha = hashlib.sha256(content).hexdigest()
+        path = self.snapshot_path(sha)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # One temp file per writer: two threads may store the same bytes (a copy served twice) at once.
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            with gzip.open(tmp, "wb", compresslevel=6) as fh:
+                fh.write(content)
+            tmp.replace(path)
+        self._write("INSERT INTO snapshots (sha256, url, retrieved, content_type, size, path) VALUES (?,?,?,?,?,?) "
+                    "ON CONFLICT(sha256) DO NOTHING",
+                    (sha, url, retrieved, content_type, len(content), str(path.relative_to(self.path.parent))))
+        return sha
+
+    def snapshot(self, sha: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM snapshots WHERE sha256=?", (sha,))
+        return dict(rows[0]) if rows else None
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        """Every snapshot row (sha256, url, retrieved, content_type, size, path), by hash."""
+        return [dict(r) for r in self._rows("SELECT * FROM snapshots ORDER BY sha256")]
+
+    def snapshot_shas_only_of(self, doc_ids: Sequence[str]) -> list[str]:
+        """Snapshots that versions of these documents refer to and no other document's version does."""
+        docs = set(doc_ids)
+        mine: set[str] = set()
+        elsewhere: set[str] = set()
+        for doc_id, sha in self._rows("SELECT doc_id, snapshot_sha FROM versions WHERE snapshot_sha IS NOT NULL"):
+            (mine if doc_id in docs else elsewhere).add(sha)
+        return sorted(mine - elsewhere)
+
+    def verify_snapshot(self, sha: str) -> None:
+        """Re-hash a stored snapshot; raises ``SnapshotError`` when it is missing or altered."""
+        path = self.snapshot_path(sha)
+        if not path.exists():
+            raise SnapshotError(f"snapshot {sha} is missing from {path.parent}; re-ingest its source")
+        try:
+            with gzip.open(path, "rb") as fh:
+                data = fh.read()
+        except (OSError, EOFError) as exc:
+            raise SnapshotError(f"snapshot {sha} cannot be read ({exc}); it was altered or truncated") from exc
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise SnapshotError(f"snapshot {path} no longer matches its SHA-256 {sha}: it was altered")
+
+    def read_snapshot(self, sha: str) -> bytes:
+        self.verify_snapshot(sha)
+        with gzip.open(self.snapshot_path(sha), "rb") as fh:
+            return fh.read()
+
+    # -- sources and runs -------------------------------------------------------------------
+    def sources(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._rows("SELECT * FROM sources ORDER BY name")]
+
+    def record_source(self, name: str, config: dict[str, Any], at: str, failed: bool,
+                      last_error: str | None) -> None:
+        """A source's health after a run: its config, last run, success or one more consecutive failure."""
+        with self.transaction():
+            self._db.execute("INSERT INTO sources (name, config, first_seen) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE"
+                             " SET config=excluded.config, removed_at=NULL",
+                             (name, json.dumps(config, ensure_ascii=False, default=str), at))
+            if failed:
+                self._db.execute("UPDATE sources SET last_run=?, consecutive_failures=consecutive_failures+1, "
+                                 "last_error=? WHERE name=?", (at, last_error, name))
+            else:
+                self._db.execute("UPDATE sources SET last_run=?, last_success=?, consecutive_failures=0, last_error=?"
+                                 " WHERE name=?", (at, at, last_error, name))
+
+    def mark_sources_removed(self, names: Sequence[str], at: str) -> None:
+        """Sources no longer in the sources file (their documents stay until an explicit prune)."""
+        self._write_many("UPDATE sources SET removed_at=COALESCE(removed_at, ?) WHERE name=?",
+                         [(at, name) for name in names])
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._rows("SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,))]
+
+    def start_run(self, run_id: str, started: str, sources_file: str) -> None:
+        self._write("INSERT INTO runs (run_id, started, sources_file, status) VALUES (?,?,?,?)",
+                    (run_id, started, sources_file, "running"))
+
+    def finish_run(self, run_id: str, finished: str, status: str, report: dict[str, Any]) -> None:
+        self._write("UPDATE runs SET finished=?, status=?, report=? WHERE run_id=?",
+                    (finished, status, json.dumps(report, ensure_ascii=False), run_id))

@@ -1,0 +1,148 @@
+"""Every indexed chunk with the metadata filters need, as parallel numpy columns; filters as masks and
+as Chroma ``where`` clauses, applied identically on both sides of hybrid retrieval.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kb.models import Passage
+from kb.registry import Registry
+from kb.retrieval.filters import Filters, split_values
+from kb.times import FOREVER, date_ts, parse_when
+
+
+class ChunkCatalogue:
+    """Every indexed chunk with the metadata filters need, as parallel columns."""
+
+    COLUMNS = ("chunk_id", "version_id", "doc_id", "start", "end", "language", "text", "valid_from", "valid_to",
+               "published", "retrieved", "doc_language", "title", "source", "url", "publisher", "doctype")
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.index = {r["chunk_id"]: i for i, r in enumerate(rows)}
+        self.valid_from = np.array([r["valid_from"] for r in rows], dtype=np.int64)
+        self.valid_to = np.array([r["valid_to"] for r in rows], dtype=np.int64)
+        self.published_ts = np.array([date_ts(r["published"]) for r in rows], dtype=np.int64)
+
+        def codes(key: str) -> tuple[np.ndarray, list[str]]:
+            values = sorted({(r[key] or "") for r in rows})
+            pos = {v: i for i, v in enumerate(values)}
+            return np.array([pos[r[key] or ""] for r in rows], dtype=np.int32), values
+
+        self.url_group = self._url_groups(rows)
+        self.language, self.languages = codes("language")
+        self.doc_language, self.doc_languages = codes("doc_language")
+        self.doctype, self.doctypes = codes("doctype")
+        self.publisher, self.publishers = codes("publisher")
+        self.source, self.sources = codes("source")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @staticmethod
+    def _url_groups(rows: list[dict[str, Any]]) -> np.ndarray:
+        """Group id of rows whose *different* documents share one URL (-1 when the URL has one document).
+
+        Two files with the same front-matter URL are two versions of one page that ingest kept as two
+        documents; retrieval treats them as versions (the latest published one by default).
+        """
+        docs_by_url: dict[str, set[str]] = {}
+        for r in rows:
+            if r["url"]:
+                docs_by_url.setdefault(r["url"].rstrip("/"), set()).add(r["doc_id"])
+        ids = {u: i for i, u in enumerate(sorted(u for u, d in docs_by_url.items() if len(d) > 1))}
+        return np.array([ids.get((r["url"] or "").rstrip("/"), -1) for r in rows], dtype=np.int64)
+
+    def _latest_of_groups(self, m: np.ndarray, at: int | None) -> np.ndarray:
+        """Within each URL group keep only the document published last (at or before ``at`` when given)."""
+        if not (self.url_group >= 0).any():
+            return m
+        out = m.copy()
+        for g in np.unique(self.url_group[self.url_group >= 0]):
+            rows = np.where((self.url_group == g) & m)[0]
+            dated = [i for i in rows if self.published_ts[i] and (at is None or self.published_ts[i] <= at)]
+            if not dated:
+                continue
+            best = max(self.published_ts[i] for i in dated)
+            keep_docs = {self.rows[i]["doc_id"] for i in dated if self.published_ts[i] == best}
+            for i in rows:
+                if self.rows[i]["doc_id"] not in keep_docs and (self.published_ts[i] or at is None):
+                    out[i] = False
+        return out
+
+    @classmethod
+    def load(cls, registry: Registry) -> ChunkCatalogue:
+        return cls([{k: r[k] for k in cls.COLUMNS} for r in registry.catalogue_rows()])
+
+    def passage(self, i: int, score: float = 0.0) -> Passage:
+        r = self.rows[i]
+        return Passage(chunk_id=r["chunk_id"], doc_id=r["doc_id"], version_id=r["version_id"], text=r["text"],
+                       start=int(r["start"]), end=int(r["end"]), url=r["url"] or "", title=r["title"] or "",
+                       publisher=r["publisher"] or "", doctype=r["doctype"] or "other",
+                       language=r["language"] or "und", published=r["published"] or "",
+                       retrieved=r["retrieved"] or "", source=r["source"] or "", score=float(score))
+
+    # -- filters ----------------------------------------------------------------------------
+    def mask(self, f: Filters) -> np.ndarray:
+        """Which chunks the filters allow (the versions valid at ``as_of``, or the current ones); cached."""
+        cache = self.__dict__.setdefault("_masks", {})
+        got = cache.get(f)
+        if got is None:
+            got = self._mask(f)
+            if len(cache) > 64:
+                cache.clear()
+            cache[f] = got
+        return got
+
+    def _mask(self, f: Filters) -> np.ndarray:
+        if f.as_of:
+            at = parse_when(f.as_of)
+            m = self._latest_of_groups((self.valid_from <= at) & (self.valid_to > at), at)
+        else:
+            m = self._latest_of_groups(self.valid_to == FOREVER, None)
+        if f.language:
+            langs = split_values(f.language)
+            m &= (np.isin(self.language, [i for i, v in enumerate(self.languages) if v in langs])
+                  | np.isin(self.doc_language, [i for i, v in enumerate(self.doc_languages) if v in langs]))
+        if f.doctype:
+            m &= np.isin(self.doctype, [i for i, v in enumerate(self.doctypes) if v in split_values(f.doctype)])
+        if f.source:
+            m &= np.isin(self.source, [i for i, v in enumerate(self.sources) if v in split_values(f.source)])
+        if f.publisher:
+            m &= np.isin(self.publisher, [self.publishers.index(v) for v in self.matching_publishers(f.publisher)])
+        if f.since:
+            m &= self.published_ts >= date_ts(f.since)
+        if f.until:
+            m &= (self.published_ts > 0) & (self.published_ts <= date_ts(f.until, end_of_day=True))
+        return m
+
+    def matching_publishers(self, wanted: str) -> list[str]:
+        """Publishers whose name contains any of the comma-separated names asked for (case-insensitive)."""
+        needles = [w.casefold() for w in split_values(wanted)]
+        return [p for p in self.publishers if p and any(n in p.casefold() for n in needles)]
+
+    def where(self, f: Filters) -> dict[str, Any]:
+        """The same filters as a Chroma ``where`` clause over the chunk metadata."""
+        clauses: list[dict[str, Any]] = []
+        if f.as_of:
+            at = parse_when(f.as_of)
+            clauses += [{"valid_from": {"$lte": at}}, {"valid_to": {"$gt": at}}]
+        else:
+            clauses.append({"valid_to": FOREVER})
+        if f.language:
+            langs = sorted(split_values(f.language))
+            clauses.append({"$or": [{"language": {"$in": langs}}, {"doc_language": {"$in": langs}}]})
+        if f.doctype:
+            clauses.append({"doctype": {"$in": sorted(split_values(f.doctype))}})
+        if f.source:
+            clauses.append({"source": {"$in": sorted(split_values(f.source))}})
+        if f.publisher:
+            clauses.append({"publisher": {"$in": self.matching_publishers(f.publisher) or ["\u0000none"]}})
+        if f.since:
+            clauses.append({"published_ts": {"$gte": date_ts(f.since)}})
+        if f.until:
+            clauses += [{"published_ts": {"$gt": 0}},
+                        {"published_ts": {"$lte": date_ts(f.until, end_of_day=True)}}]
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
