@@ -37,6 +37,9 @@ class Thresholds:
     min_support: float = 0.30          # below this support: the sources do not cover the question
     unknown_term_support: float = 0.80  # with a question word the index never saw, this much is needed
     check_answer_type: bool = True      # "how many", "when", "how much" need a number or a date
+    #: The first wave's fixed cosine floors (0 = off; kept to measure what the support model changed).
+    min_passage_dense: float = 0.0
+    min_sentence_dense: float = 0.0
 
 
 #: The support model: standardised features (value - mean) / scale, weighted, plus a bias, through a
@@ -166,6 +169,8 @@ def decide(ev: Evidence, th: Thresholds) -> str | None:
     """The abstention rule over measured evidence: a reason to abstain, or None to answer."""
     if not ev.quotable:
         return "no quotable sentence in the retrieved passages"
+    if ev.passage_dense < th.min_passage_dense or ev.sentence_dense < th.min_sentence_dense:
+        return f"best passage/sentence cosine {ev.passage_dense:.3f}/{ev.sentence_dense:.3f} below the fixed floors"
     p = support(ev)
     if p < th.min_support:
         return f"evidence support {p:.2f} < {th.min_support} (best sentence cosine {ev.sentence_dense:.3f}, " \

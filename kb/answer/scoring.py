@@ -38,6 +38,9 @@ CONTEXT_CHARS = 300
 W_DENSE, W_LEX, W_PASSAGE, W_RANK, W_TYPE = 1.0, 0.2, 0.5, 0.03, 0.05
 
 
+#: Scale the lexical term by the question's vocabulary coverage (False: the first wave's unscaled overlap).
+LEX_BY_COVERAGE = True
+
 #: Bonus for a sentence in the question's script (a bilingual page offers both the original and its
 #: translation: quote the one the reader reads).
 W_SCRIPT = 0.03
@@ -100,7 +103,7 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
     q_script = main_script(question)
     for c in cands:
         hit = ret.hits[c.rank]
-        c.score = (W_DENSE * c.dense + W_LEX * c.lex * ret.coverage + W_PASSAGE * (hit.dense or 0.0) + W_RANK / (1 + c.rank)
+        c.score = (W_DENSE * c.dense + W_LEX * c.lex * (ret.coverage if LEX_BY_COVERAGE else 1.0) + W_PASSAGE * (hit.dense or 0.0) + W_RANK / (1 + c.rank)
                    + (W_TYPE if kind and carries_type(c.text, kind) else 0.0)
                    + (W_TYPE if entity and carries_entity(c.text, entity) else 0.0)
                    + (W_SCRIPT if main_script(c.text) == q_script else 0.0) - quality_penalty(c.text))

@@ -45,12 +45,13 @@ class BM25Index:
                 self.model = None
         if self.model is None:
             self.model = self._build(catalog)
-            if path:
+            if path and ids:
                 self._save(path, ids)
         self.n_docs = len(ids)
         self._rows: tuple[np.ndarray, np.ndarray] | None = None
-        vocab = self.model.vocab_dict
-        indptr = np.asarray(self.model.scores["indptr"])
+        # An index with no indexed chunk yet (the first ingest is running) has no BM25 matrix at all.
+        vocab = getattr(self.model, "vocab_dict", None) or {} if self.n_docs else {}
+        indptr = np.asarray(self.model.scores["indptr"]) if vocab else np.zeros(0)
         df = np.diff(indptr) if len(indptr) > 1 else np.zeros(0)
         self._idf = {tok: float(np.log(1 + (self.n_docs - df[i] + 0.5) / (df[i] + 0.5)))
                      for tok, i in vocab.items() if i < len(df)}
@@ -105,7 +106,9 @@ class BM25Index:
 
     def scores(self, tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every catalogue row for these query tokens."""
+        if not self.n_docs:
+            return np.zeros(0, dtype=np.float32)
         known = [t for t in tokens if t in self.model.vocab_dict]
-        if not known or not self.n_docs:
+        if not known:
             return np.zeros(self.n_docs, dtype=np.float32)
         return np.asarray(self.model.get_scores(known), dtype=np.float32)

@@ -72,7 +72,8 @@ _TERMINAL = tuple(".!?。！？।॥:;")
 
 
 def merge_wrapped_lines(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Re-join sentences that a hard line wrap split (a single newline, no end punctuation, lower-case next)."""
+    """Re-join sentences that a hard line wrap split: a single newline, no end punctuation before it, and
+    either a lower-case start after it or a long line before it (a wrapped line, not a heading or list item)."""
     out: list[tuple[int, int]] = []
     for s, e in spans:
         if out:
@@ -80,11 +81,21 @@ def merge_wrapped_lines(text: str, spans: list[tuple[int, int]]) -> list[tuple[i
             gap = text[pe:s]
             nxt = text[s:s + 1]
             if ("\n" in gap and "\n\n" not in gap.replace(" ", "") and not text[ps:pe].rstrip().endswith(_TERMINAL)
-                    and (nxt.islower() or nxt.isdigit() or nxt in "(\"'")):
+                    and (nxt.islower() or nxt.isdigit() or nxt in "(\"'" or _wrapped_line_before(text, s))):
                 out[-1] = (ps, e)
                 continue
         out.append((s, e))
     return out
+
+
+#: A line this long that ends without punctuation was wrapped by the writer's editor.
+WRAPPED_LINE = 60
+
+
+def _wrapped_line_before(text: str, s: int) -> bool:
+    line_start = text.rfind("\n", 0, max(0, text.rfind("\n", 0, s))) + 1
+    line = text[line_start:text.rfind("\n", 0, s)]
+    return len(line.strip()) >= WRAPPED_LINE and not _is_heading(line)
 
 
 _SECTION = re.compile(r"^[\W_]*(\(?[A-Za-z]?\d+(\.\d+)*[.)]?|[A-Z]\.\d+(\.\d+)*\.?|[IVX]+\.|\([a-z]\))(\s|$)")

@@ -94,3 +94,12 @@ def test_same_url_documents_count_as_versions_latest_published_wins() -> None:
     # indexed long ago: at a moment between the two publication dates, the older text is the one in force
     early = ChunkCatalogue([dict(r, valid_from=0) for r in rows])
     assert list(early.mask(Filters(as_of="2025-06-01"))) == [True, False, True]
+
+
+def test_bm25_over_an_index_with_no_indexed_chunk_yet() -> None:
+    """During the first ingest the catalogue is empty: BM25 answers with nothing instead of failing."""
+    from kb.retrieval.bm25 import BM25Index
+
+    bm25 = BM25Index(ChunkCatalogue([]), None, 0)
+    assert bm25.scores(["court"]).shape == (0,)
+    assert bm25.idf("court") == 0.0
