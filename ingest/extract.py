@@ -141,7 +141,11 @@ def _detect(data: bytes) -> tuple[str, str] | None:
 
 
 def decode_bytes(data: bytes, declared: Iterable[str | None] = ()) -> tuple[str, str]:
-    """Decode bytes: BOM, then valid UTF-8, then declared charsets that decode cleanly, then detection."""
+    """Decode bytes: BOM, then valid UTF-8, then declared charsets that decode cleanly, then detection.
+
+    A page that declares UTF-8 and is UTF-8 but for a few invalid bytes keeps its text: those bytes
+    become U+FFFD (a Hindi or Chinese page is not turned into cp1252 mojibake by one stray byte).
+    """
     for bom, codec in _BOMS:
         if data.startswith(bom):
             return data.decode(codec, errors="replace"), codec
@@ -149,6 +153,11 @@ def decode_bytes(data: bytes, declared: Iterable[str | None] = ()) -> tuple[str,
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    declared = list(declared)
+    if any(_codec(label) == "utf-8" for label in declared):
+        text = data.decode("utf-8", errors="replace")
+        if text.count("\ufffd") <= max(4, len(text) // 1000):
+            return text, "utf-8"
     for label in declared:
         declared_codec = _codec(label)
         if declared_codec and declared_codec != "utf-8":

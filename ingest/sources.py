@@ -127,13 +127,43 @@ def parse_sources(data: Any, file: Path) -> list[Source]:
     return out
 
 
+#: Most nodes a sources file may expand to once its aliases are followed: nested aliases ("billion
+#: laughs") make a 1 KB file expand to gigabytes when anything walks it.
+MAX_EXPANDED_NODES = 100_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses documents whose aliases expand past ``MAX_EXPANDED_NODES`` nodes."""
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        sizes: dict[int, int] = {}
+
+        def size(n: Any) -> int:  # expanded size, each shared node counted once per use, computed once
+            if id(n) in sizes:
+                return sizes[id(n)]
+            sizes[id(n)] = 1  # guards against a recursive alias
+            total = 1
+            if isinstance(n, yaml.SequenceNode):
+                total += sum(size(c) for c in n.value)
+            elif isinstance(n, yaml.MappingNode):
+                total += sum(size(k) + size(v) for k, v in n.value)
+            sizes[id(n)] = min(total, MAX_EXPANDED_NODES + 1)
+            return sizes[id(n)]
+
+        if node is not None and size(node) > MAX_EXPANDED_NODES:
+            raise yaml.YAMLError(f"its aliases (*name) expand to more than {MAX_EXPANDED_NODES:,} entries; "
+                                 "write the entries out instead of nesting aliases")
+        return node
+
+
 def load_sources(path: Path | str) -> list[Source]:
     """Read and validate a sources file."""
     file = Path(path)
     if not file.exists():
         raise ConfigError(f"{file}: no such sources file; create it (see README, 'sources.yaml') or pass --sources FILE")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_BoundedLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML ({exc}); fix the indentation or quoting there") from exc
     except UnicodeDecodeError as exc:

@@ -373,3 +373,14 @@ def test_corpus_served_as_html_is_extracted_without_boilerplate(shared_site: ws.
         assert page.title == (front.get("title") or expected[0])
         assert_normalised(page.text)
     assert found / blocks >= 0.99, f"{found}/{blocks} body blocks recovered"
+
+
+def test_one_invalid_byte_in_a_declared_utf8_page_keeps_the_script() -> None:
+    from ingest.extract import decode_bytes
+
+    text = "कंपनियों ने OpenAI के मॉडल का उपयोग किया। 周四在加州联邦法院的证人席上。" * 20
+    data = text.encode("utf-8")
+    data = data[:100] + b"\xff" + data[100:]
+    decoded, codec = decode_bytes(data, ["utf-8"])
+    assert codec == "utf-8" and 1 <= decoded.count("\ufffd") <= 3  # the byte and the character it cut
+    assert "मॉडल" in decoded and "联邦法院" in decoded

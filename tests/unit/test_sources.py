@@ -75,3 +75,32 @@ def test_durations() -> None:
     assert parse_duration(90, "x") == 90
     with pytest.raises(ConfigError):
         parse_duration("0h", "x")
+
+
+def test_nested_aliases_are_a_config_error_not_a_memory_bomb(tmp_path) -> None:
+    """A 1 KB 'billion laughs' file fails fast with a clear error instead of expanding to gigabytes."""
+    import time
+
+    from ingest.sources import load_sources
+    from kb.errors import ConfigError
+
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        levels.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(levels) + "\nsources:\n  - name: x\n    url: https://example.org/\n    title: *i\n",
+                    encoding="utf-8")
+    t = time.perf_counter()
+    with pytest.raises(ConfigError, match="aliases"):
+        load_sources(path)
+    assert time.perf_counter() - t < 5
+
+
+def test_a_few_aliases_still_work(tmp_path) -> None:
+    from ingest.sources import load_sources
+
+    path = tmp_path / "s.yaml"
+    path.write_text("defaults:\n  publisher: &pub Agency\nsources:\n  - name: a\n    url: https://example.org/a\n"
+                    "    publisher: *pub\n"
+                    "  - name: b\n    url: https://example.org/b\n    publisher: *pub\n", encoding="utf-8")
+    assert [s.publisher for s in load_sources(path)] == ["Agency", "Agency"]
