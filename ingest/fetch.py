@@ -125,7 +125,42 @@ def _check_url(url: str, settings: Settings) -> None:
             raise _private_refusal(url, host, addr)
 
 
-class _GuardedHTTPConnection(urllib3.connection.HTTPConnection):
+#: The deadline of the request running on this thread (a monotonic time), read by the connections.
+_REQUEST = threading.local()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _DeadlineHTTPConnection(urllib3.connection.HTTPConnection):
+    """Connection whose response headers must arrive before the request's deadline.
+
+    A socket read timeout restarts with every byte, so a server that drips its status line and headers
+    one byte a second would hold the fetch for ever; a timer shuts the socket down at the deadline."""
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = getattr(_REQUEST, "deadline", None)
+        timer = None
+        if deadline is not None and self.sock is not None:
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), _shutdown, args=(self.sock,))
+            timer.daemon = True
+            timer.start()
+        try:
+            return super().getresponse(*args, **kwargs)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
+class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _GuardedHTTPConnection(_DeadlineHTTPConnection):
     """Connection that re-checks the peer address after connecting (defeats DNS rebinding)."""
 
     def _new_conn(self) -> socket.socket:
@@ -149,6 +184,14 @@ class _GuardedHTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
+class _DeadlineHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
 _POOLS: dict[bool, urllib3.PoolManager] = {}
 _POOLS_LOCK = threading.Lock()
 
@@ -158,7 +201,9 @@ def _pool(allow_private: bool) -> urllib3.PoolManager:
     with _POOLS_LOCK:
         if allow_private not in _POOLS:
             pool = urllib3.PoolManager(num_pools=32, maxsize=8, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where())
-            if not allow_private:
+            if allow_private:
+                pool.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
+            else:
                 pool.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
             _POOLS[allow_private] = pool
         return _POOLS[allow_private]
@@ -211,12 +256,17 @@ def _request_once(url: str, headers: dict[str, str], settings: Settings, *, read
     """One GET without redirects or retries; network failures become FetchError."""
     timeout = settings.fetch_timeout
     deadline = time.monotonic() + timeout
+    _REQUEST.deadline = deadline
     try:
         resp = _pool(settings.allow_private_hosts).request(
             "GET", url, headers=headers, redirect=False, retries=False, preload_content=False,
             timeout=urllib3.Timeout(connect=timeout, read=timeout))
     except (Urllib3Error, OSError) as err:
+        if time.monotonic() >= deadline:
+            raise _timed_out(url, timeout) from err
         raise _network_error(url, err, timeout) from err
+    finally:
+        _REQUEST.deadline = None
     complete = False
     try:
         body = b""

@@ -267,3 +267,46 @@ def test_failure_after_a_redirect_names_both_urls(server: Server, settings: Sett
 def test_redirect_to_a_non_http_scheme_is_refused(server: Server, settings: Settings) -> None:
     server.set_route("/to-file", redirect("file:///etc/passwd"))
     assert "scheme 'file' is not supported" in str(_error(server.url("/to-file"), settings))
+
+
+def test_a_server_dripping_its_headers_is_cut_at_the_deadline() -> None:
+    """One header byte every 0.2 s never trips a per-read timeout; the request deadline still holds."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def drip() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(4096)
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200:
+                    if stop.is_set():
+                        break
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        break
+                    time.sleep(0.2)
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        s = Settings(allow_private_hosts=True, fetch_timeout=1.5, fetch_retries=0, max_bytes=1_000_000)
+        t = time.monotonic()
+        with pytest.raises(FetchError, match="(?i)time"):
+            fetch_url(f"http://127.0.0.1:{port}/slow.html", s)
+        assert time.monotonic() - t < 5.0, "the fetch outlived its deadline"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
