@@ -17,7 +17,7 @@ from typing import Any
 from kb.cli.ask_eval import add_filter_arguments, filters_from_args, load_engine
 from kb.cli.framework import EXIT_OK, EXIT_PARTIAL, Command
 from kb.errors import UsageError
-from kb.export import FORMATS, ExportError, export_answers, write_export
+from kb.export import FORMATS, ExportError, check_export_target, export_answers, write_export
 from kb.models import Answer, Citation, Passage
 from kb.settings import Settings
 
@@ -78,6 +78,8 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.output != "-":
+        check_export_target(args.output)  # before any answering work
     fmt = _format(args)
     if bool(args.question) == bool(args.answers):
         raise UsageError("give one or more QUESTIONs or --answers FILE (not both)")

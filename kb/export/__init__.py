@@ -10,9 +10,12 @@ Every quote is re-verified against the registry before anything is rendered; a f
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
+from kb.errors import UsageError
 from kb.export.model import (
     FORMATS,
     CitedQuote,
@@ -80,12 +83,40 @@ def export_answers(answers: Iterable[Answer | tuple[str, Answer]], fmt: str, set
 
 def write_export(answers: Iterable[Answer | tuple[str, Answer]], fmt: str, path: Path, settings: Settings, *,
                  registry: Registry | None = None, embedder_id: str | None = None) -> Path:
-    """Render and write atomically (no partial file is left when verification or rendering fails)."""
+    """Render and write atomically (no partial file is left when verification or rendering fails).
+
+    The target must be a regular file or not exist yet, in a folder that exists: a device, a FIFO, a
+    folder or a symlink is refused with ``UsageError`` (nothing is written through it). The temporary
+    file is created exclusively (``mkstemp``) beside the target, so a file planted there is never used.
+    """
+    path = check_export_target(Path(path))
     data = export_answers(answers, fmt, settings, registry=registry, embedder_id=embedder_id)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as an ordinary new file would be, not mkstemp's 0600
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def check_export_target(target: str | Path) -> Path:
+    """The target of ``-o`` if it is safe to replace; ``UsageError`` naming the problem otherwise."""
+    if not str(target).strip():
+        raise UsageError("-o needs a file name (or '-' for standard output)")
+    path = Path(target)
+    if path.is_symlink():
+        raise UsageError(f"-o {path}: is a symbolic link; give the real file's path")
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise UsageError(f"-o {path}: is {kind}; give a file name (or '-' for standard output)")
+    if not path.parent.is_dir():
+        raise UsageError(f"-o {path}: the folder {path.parent} does not exist; create it first")
     return path
 
 
