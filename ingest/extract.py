@@ -140,6 +140,17 @@ def _detect(data: bytes) -> tuple[str, str] | None:
     return text, _SUPERSETS.get(guess, guess)
 
 
+#: Bidi embedding/override/isolate controls and invisible zero-width characters: they can make a quote
+#: read differently from what it is, and no reader needs them. ZWJ and ZWNJ stay (Indic and Persian
+#: spelling needs them). Removed before the text is stored, so every offset is into the cleaned text.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff"))
+
+
+def strip_invisible(text: str) -> str:
+    """The text without bidi controls and zero-width spaces (joiners kept)."""
+    return text.translate(_INVISIBLE) if text else text
+
+
 def decode_bytes(data: bytes, declared: Iterable[str | None] = ()) -> tuple[str, str]:
     """Decode bytes: BOM, then valid UTF-8, then declared charsets that decode cleanly, then detection.
 
@@ -277,6 +288,8 @@ def extract_document(result: FetchResult, path_hint: str | None = None) -> Page:
     else:
         extractor = {"html": extract_html, "pdf": extract_pdf, "docx": extract_docx, "text": extract_text}[kind]
         page = extractor(result, path_hint)
+    page.text = strip_invisible(page.text)
+    page.title = strip_invisible(page.title)
     if not page.date and kind != "html":
         page.date = text_date(page.text)
         if page.date:

@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 
 from ingest import extract
-from ingest.extract import ExtractError, Page, extract_document, normalize_text, parse_date
+from ingest.extract import ExtractError, Page, extract_document, normalize_text, parse_date, strip_invisible
 from ingest.fetch import FetchResult, fetch_url, read_file
 from kb.settings import Settings
 from tests.fixtures import webserver as ws
@@ -360,7 +360,7 @@ def shared_site() -> Iterator[ws.Server]:
 def test_corpus_served_as_html_is_extracted_without_boilerplate(shared_site: ws.Server) -> None:
     """Fetch + extract every shared file rendered as a web page: body recall and no boilerplate."""
     settings = Settings(allow_private_hosts=True, fetch_timeout=5, fetch_retries=0)
-    norm = lambda s: re.sub(r"\s+", " ", s).strip()  # noqa: E731
+    norm = lambda s: re.sub(r"\s+", " ", strip_invisible(s)).strip()  # noqa: E731
     blocks = found = 0
     for path in SHARED:
         page = extract_document(fetch_url(shared_site.url(ws.page_path(path)), settings))
@@ -384,3 +384,11 @@ def test_one_invalid_byte_in_a_declared_utf8_page_keeps_the_script() -> None:
     decoded, codec = decode_bytes(data, ["utf-8"])
     assert codec == "utf-8" and 1 <= decoded.count("\ufffd") <= 3  # the byte and the character it cut
     assert "मॉडल" in decoded and "联邦法院" in decoded
+
+
+def test_bidi_controls_and_zero_width_spaces_are_removed_joiners_kept() -> None:
+    from ingest.extract import strip_invisible
+
+    assert strip_invisible("pay \u202eevil\u202c now\u200b!") == "pay evil now!"
+    hindi = "क्\u200dष and न\u200cहीं"
+    assert strip_invisible(hindi) == hindi
