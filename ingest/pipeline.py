@@ -196,8 +196,39 @@ class PageDescription:
     chunks: list[NewChunk]
 
 
+def same_site(a: str, b: str) -> bool:
+    """Whether two URLs are on one registrable domain (``news.example.co.uk`` and ``example.co.uk``); hosts
+    without a public suffix (an IP address, ``localhost``) must be equal, port included."""
+    from tld import get_fld
+
+    ha, hb = urlsplit(a).netloc.lower(), urlsplit(b).netloc.lower()
+    if not ha or not hb:
+        return False
+    fa, fb = get_fld(a, fail_silently=True), get_fld(b, fail_silently=True)
+    if fa and fb:
+        return bool(fa == fb)
+    return ha == hb
+
+
+def identity_url(claimed: str, fetched: str, is_file: bool, owner: str | None, source: str) -> str:
+    """The URL a document is stored and cited under.
+
+    A page's canonical URL (or ``og:url``) becomes its identity only on the site it was fetched from
+    (after redirects), and never when another source already owns that URL; otherwise the fetched URL
+    stays the identity (the claim is kept as metadata). A local file's front-matter URL is the user's
+    own statement and is accepted, unless another source owns it."""
+    if not claimed:
+        return fetched
+    if owner is not None and owner != source:
+        return fetched
+    if is_file or same_site(claimed, fetched):
+        return claimed
+    return fetched
+
+
 def describe_page(p: Prepared, latest: VersionRow | None, match: dedup.Match | None, exact_key: str,
-                  signature: bytes | None, checked: str, version_exists: Callable[[str], bool]) -> PageDescription:
+                  signature: bytes | None, checked: str, version_exists: Callable[[str], bool],
+                  url_owner: Callable[[str], str | None] = lambda _url: None) -> PageDescription:
     """The document, version and chunks for a prepared page whose text changed (pure: no I/O but the
     ``version_exists`` question). Language: the source's, else detected, else declared by the page;
     identity URL: the page's canonical, else the fetched one (or the file's ``file://`` URI);
@@ -209,7 +240,8 @@ def describe_page(p: Prepared, latest: VersionRow | None, match: dedup.Match | N
     language = src.language if src.language != "auto" else detect_language(text)
     if language == "und" and page.language:
         language = page.language
-    url = page.url or (result.final_url if not p.item.is_file else Path(p.item.location).resolve().as_uri())
+    fetched = result.final_url if not p.item.is_file else Path(p.item.location).resolve().as_uri()
+    url = identity_url(page.url, fetched, p.item.is_file, url_owner(page.url) if page.url else None, src.name)
     valid_from = int(epoch_of_iso(result.retrieved) or 0)
     if latest and valid_from <= latest.valid_from:
         valid_from = latest.valid_from + 1
@@ -223,6 +255,7 @@ def describe_page(p: Prepared, latest: VersionRow | None, match: dedup.Match | N
     chunks = [] if match else [NewChunk(c.seq, c.start, c.end, detect_language(c.text), c.text)
                                for c in chunk_text(text)]
     meta = {"exact_key": exact_key, "declared_language": page.language, "author": page.author,
+            **({"claimed_url": page.url} if page.url and page.url != url else {}),
             **{k: v for k, v in (page.meta or {}).items() if isinstance(v, (str, int, float, list))}}
     document = DocumentRecord(
         doc_id=p.doc_id, source=src.name, url=url, location=p.item.location, title=title, publisher=publisher,
@@ -331,7 +364,8 @@ class Ingestor:
         key, sig = dedup.exact_key(text), dedup.signature(text)
         match = self.dups.find(p.doc_id, key, sig)
         desc = describe_page(p, latest, match, key, dedup.signature_bytes(sig), now,
-                             version_exists=lambda vid: self.registry.version(vid) is not None)
+                             version_exists=lambda vid: self.registry.version(vid) is not None,
+                             url_owner=self.registry.url_owner)
         with self.registry.transaction():
             self.registry.upsert_document(desc.document)
             self.registry.add_version(desc.version, desc.chunks)

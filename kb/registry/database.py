@@ -281,6 +281,15 @@ class Registry:
         return [dict(r) for r in self._rows("SELECT * FROM documents WHERE url=? OR location=?",
                                             (url_or_location, url_or_location))]
 
+    def url_owner(self, url: str) -> str | None:
+        """The source whose documents are cited under this URL (trailing slash ignored), if any."""
+        want = (url or "").rstrip("/")
+        if not want:
+            return None
+        rows = self._rows("SELECT source FROM documents WHERE url=? OR url=? ORDER BY first_seen LIMIT 1",
+                          (want, want + "/"))
+        return str(rows[0][0]) if rows else None
+
     def copies_of(self, doc_id: str) -> list[dict[str, Any]]:
         """Documents ingest recorded as copies of ``doc_id`` (doc_id, title, publisher, url, duplicate_kind)."""
         rows = self._rows("SELECT doc_id, title, publisher, url, duplicate_kind FROM documents WHERE duplicate_of=? "

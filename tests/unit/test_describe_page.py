@@ -93,6 +93,37 @@ def test_url_is_the_pages_canonical_when_it_names_one() -> None:
     assert d.document.location == "https://example.org/a?utm_source=x"
 
 
+def test_a_canonical_on_another_site_cannot_claim_its_identity() -> None:
+    """A page served from 127.0.0.1 saying it is openai.com's terms is stored under its own URL."""
+    d = describe(prepared(pg=page(url="https://openai.com/policies/terms-of-use/"),
+                          result=fetched(url="http://127.0.0.1:8000/fake", final_url="http://127.0.0.1:8000/fake"),
+                          location="http://127.0.0.1:8000/fake"))
+    assert d.document.url == "http://127.0.0.1:8000/fake"
+    assert d.version.meta["claimed_url"] == "https://openai.com/policies/terms-of-use/"
+
+
+def test_a_canonical_on_the_same_registrable_domain_is_accepted() -> None:
+    d = describe(prepared(pg=page(url="https://www.example.org/story")))
+    assert d.document.url == "https://www.example.org/story"
+
+
+def test_a_canonical_owned_by_another_source_is_refused() -> None:
+    p = prepared(pg=page(url="https://example.org/genuine"))
+    d = describe_page(p, None, None, "k", b"s", "2026-05-01T12:00:05Z", lambda _v: False,
+                      url_owner=lambda url: "genuine-source" if url.endswith("/genuine") else None)
+    assert d.document.url == "https://example.org/a" and d.version.meta["claimed_url"].endswith("/genuine")
+
+
+def test_same_site() -> None:
+    from ingest.pipeline import same_site
+
+    assert same_site("https://news.bbc.co.uk/a", "https://www.bbc.co.uk/b")
+    assert not same_site("https://openai.com/x", "https://openai.com.evil.example/x")
+    assert not same_site("https://openai.com/x", "http://127.0.0.1:8000/x")
+    assert same_site("http://127.0.0.1:8000/a", "http://127.0.0.1:8000/b")
+    assert not same_site("http://127.0.0.1:8000/a", "http://127.0.0.1:9000/b")
+
+
 def test_url_is_the_final_url_after_redirects_otherwise() -> None:
     d = describe(prepared(result=fetched(final_url="https://example.org/moved")))
     assert d.document.url == "https://example.org/moved"
