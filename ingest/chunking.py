@@ -21,11 +21,16 @@ class Chunk:
 
 
 def _split_long(text: str, s: int, e: int, max_tokens: int) -> list[tuple[int, int]]:
-    """Cut an over-long sentence at clause punctuation or spaces, else at fixed widths."""
+    """Cut an over-long sentence at clause punctuation or spaces, else at fixed widths.
+
+    Linear in the sentence's length: every character counts at least a quarter token, so a piece within
+    ``max_tokens`` is at most ``reach`` characters long and each search looks only that far ahead.
+    """
     pieces: list[tuple[int, int]] = []
     cur = s
-    while cur < e and token_estimate(text[cur:e]) > max_tokens:
-        lo, hi = cur, e
+    reach = 4 * (max_tokens + 2)
+    while cur < e and (e - cur > reach or token_estimate(text[cur:e]) > max_tokens):
+        lo, hi = cur, min(e, cur + reach)
         while hi - lo > 1:  # longest prefix within budget
             mid = (lo + hi) // 2
             if token_estimate(text[cur:mid]) <= max_tokens:

@@ -81,7 +81,7 @@ def merge_wrapped_lines(text: str, spans: list[tuple[int, int]]) -> list[tuple[i
             gap = text[pe:s]
             nxt = text[s:s + 1]
             if ("\n" in gap and "\n\n" not in gap.replace(" ", "") and not text[ps:pe].rstrip().endswith(_TERMINAL)
-                    and (nxt.islower() or nxt.isdigit() or nxt in "(\"'" or _wrapped_line_before(text, s))):
+                    and (nxt.islower() or nxt.isdigit() or nxt in "(\"'" or (nxt.isupper() and _wrapped_line_before(text, s)))):
                 out[-1] = (ps, e)
                 continue
         out.append((s, e))
