@@ -612,11 +612,35 @@ def _docx_blocks(document: Any) -> list[str]:
     return blocks
 
 
+#: Most bytes a DOCX may expand to (all parts) and one part may expand to, before anything parses it:
+#: the size cap counts compressed bytes, and XML compresses a thousandfold.
+MAX_DOCX_EXPANDED = 100 * 1024 * 1024
+MAX_DOCX_PART = 50 * 1024 * 1024
+
+
+def _check_zip_expansion(data: bytes, item: str) -> None:
+    """Refuse a ZIP container whose parts would expand past the limits (a "zip bomb")."""
+    import zipfile
+
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise ExtractError(f"{item} is not a readable DOCX file ({err}); open and re-save it in Word/LibreOffice",
+                           item) from err
+    largest = max((i.file_size for i in infos), default=0)
+    total = sum(i.file_size for i in infos)
+    if largest > MAX_DOCX_PART or total > MAX_DOCX_EXPANDED:
+        raise ExtractError(f"{item} would expand to {total // (1024 * 1024)} MiB of XML (limit "
+                           f"{MAX_DOCX_EXPANDED // (1024 * 1024)} MiB, {MAX_DOCX_PART // (1024 * 1024)} MiB a part); "
+                           "it is not processed. Export it to PDF or split it", item)
+
+
 def extract_docx(result: FetchResult, path_hint: str | None = None) -> Page:
     """Paragraphs, headings and tables of a DOCX (python-docx), one paragraph per block."""
     import docx
 
     item = _item(result, path_hint)
+    _check_zip_expansion(result.content, item)
     try:
         document = docx.Document(io.BytesIO(result.content))
         text = join_paragraphs(_docx_blocks(document))

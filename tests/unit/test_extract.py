@@ -392,3 +392,27 @@ def test_bidi_controls_and_zero_width_spaces_are_removed_joiners_kept() -> None:
     assert strip_invisible("pay \u202eevil\u202c now\u200b!") == "pay evil now!"
     hindi = "क्\u200dष and न\u200cहीं"
     assert strip_invisible(hindi) == hindi
+
+
+def test_a_docx_whose_xml_expands_past_the_limit_fails_alone_and_fast() -> None:
+    """A small DOCX holding a part that inflates to hundreds of MiB is refused before parsing."""
+    import io
+    import time
+    import zipfile
+
+    import ingest.extract as extract
+    from ingest.fetch import FetchResult
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", "<w:document>" + " " * (extract.MAX_DOCX_PART + 10) + "</w:document>")
+    data = buf.getvalue()
+    assert len(data) < 1_000_000
+    result = FetchResult(url="file:///bomb.docx", final_url="file:///bomb.docx", status=200, content=data,
+                         content_type=extract._DOCX_TYPE, encoding=None, etag=None, last_modified=None,
+                         not_modified=False, retrieved="2026-05-01T00:00:00Z")
+    t = time.perf_counter()
+    with pytest.raises(ExtractError, match="expand"):
+        extract.extract_docx(result, "bomb.docx")
+    assert time.perf_counter() - t < 2
