@@ -85,10 +85,32 @@ def utc_now_iso() -> str:
 
 # -- address checks -------------------------------------------------------------------------------
 def _is_public(addr: str) -> bool:
-    """True when an IP address (v4, v6, v4-mapped) is globally routable."""
+    """True when an IP address is globally routable; an IPv6 form that embeds an IPv4 address (mapped
+    ``::ffff:a.b.c.d``, translated ``::ffff:0:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4 ``2002::/16``,
+    compatible ``::a.b.c.d``) is judged by that IPv4 address."""
     ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    ip = getattr(ip, "ipv4_mapped", None) or ip
+    embedded = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    if embedded is not None:
+        ip = embedded
     return ip.is_global and not ip.is_multicast
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _NAT64 or ip in _TRANSLATED:
+        return low32
+    if ip in _COMPATIBLE and int(ip) > 1:  # not :: or ::1
+        return low32
+    return None
 
 
 def _private_refusal(url: str, host: str, addr: str) -> FetchError:

@@ -310,3 +310,12 @@ def test_a_server_dripping_its_headers_is_cut_at_the_deadline() -> None:
         stop.set()
         thread.join(timeout=5)
         listener.close()
+
+
+@pytest.mark.parametrize("addr,public", [
+    ("::ffff:0:127.0.0.1", False), ("64:ff9b::10.0.0.1", False), ("2002:7f00:1::", False),
+    ("::192.168.1.1", False), ("::ffff:127.0.0.1", False), ("::1", False),
+    ("64:ff9b::8.8.8.8", True), ("2606:4700::1111", True), ("8.8.8.8", True),
+])
+def test_ipv6_forms_that_embed_an_ipv4_address_are_judged_by_it(addr: str, public: bool) -> None:
+    assert fetch._is_public(addr) is public
