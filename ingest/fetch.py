@@ -84,7 +84,7 @@ def utc_now_iso() -> str:
 
 
 # -- address checks -------------------------------------------------------------------------------
-def _is_public(addr: str) -> bool:
+def is_public_address(addr: str) -> bool:
     """True when an IP address is globally routable; an IPv6 form that embeds an IPv4 address (mapped
     ``::ffff:a.b.c.d``, translated ``::ffff:0:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4 ``2002::/16``,
     compatible ``::a.b.c.d``) is judged by that IPv4 address."""
@@ -143,7 +143,7 @@ def _check_url(url: str, settings: Settings) -> None:
         return
     for info in infos:
         addr = str(info[4][0])
-        if not _is_public(addr):
+        if not is_public_address(addr):
             raise _private_refusal(url, host, addr)
 
 
@@ -188,7 +188,7 @@ class _GuardedHTTPConnection(_DeadlineHTTPConnection):
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
         peer = str(sock.getpeername()[0])
-        if not _is_public(peer):
+        if not is_public_address(peer):
             sock.close()
             raise urllib3.exceptions.NewConnectionError(self, f"{peer} {_NOT_PUBLIC}")
         return sock

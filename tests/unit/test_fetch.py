@@ -318,4 +318,4 @@ def test_a_server_dripping_its_headers_is_cut_at_the_deadline() -> None:
     ("64:ff9b::8.8.8.8", True), ("2606:4700::1111", True), ("8.8.8.8", True),
 ])
 def test_ipv6_forms_that_embed_an_ipv4_address_are_judged_by_it(addr: str, public: bool) -> None:
-    assert fetch._is_public(addr) is public
+    assert fetch.is_public_address(addr) is public
