@@ -171,8 +171,20 @@ def _is_document(path: Path) -> bool:
     return path.suffix.lower() in DOCUMENT_SUFFIXES and not path.name.startswith((".", "~$"))
 
 
-def list_folder(path: Path) -> list[Path]:
-    """Documents (.html .htm .pdf .txt .md .docx) under a folder, recursively, sorted, hidden ones skipped."""
+def _inside(link: Path, folder: Path) -> bool:
+    try:
+        link.resolve().relative_to(folder.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def list_folder(path: Path, follow_symlinks: bool = False) -> list[Path]:
+    """Documents (.html .htm .pdf .txt .md .docx) under a folder, recursively, sorted, hidden ones skipped.
+
+    Only regular files count; a symlink counts when it resolves inside the folder, or anywhere with
+    ``follow_symlinks`` (a link to ``/etc/passwd`` or ``/proc/self/environ`` is never read otherwise).
+    """
     path = Path(path)
     if path.is_file():
         if not _is_document(path):
@@ -184,5 +196,13 @@ def list_folder(path: Path) -> list[Path]:
     found: list[Path] = []
     for root, dirs, files in os.walk(path, onerror=lambda err: log.warning("cannot list %s", err)):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root) / name for name in files if _is_document(Path(root) / name))
+        for name in files:
+            f = Path(root) / name
+            if not _is_document(f):
+                continue
+            if f.is_symlink() and not follow_symlinks and not _inside(f, path):
+                log.warning("skipping %s: a symlink out of %s (set follow_symlinks: true to read it)", f, path)
+                continue
+            if f.resolve().is_file():
+                found.append(f)
     return sorted(found, key=lambda p: p.relative_to(path).as_posix())

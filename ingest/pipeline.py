@@ -6,6 +6,7 @@ last, so a killed run is completed by the next one with the same ids and no dupl
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import sys
@@ -152,7 +153,7 @@ def discover(source: Source, settings: Settings) -> list[Item]:
         p = Path(source.targets[0])
         if not p.exists():
             raise FetchError(str(p), f"{p} does not exist; fix 'path' of source {source.name!r} in sources.yaml")
-        files = list_folder(p) if p.is_dir() else [p]
+        files = list_folder(p, source.follow_symlinks) if p.is_dir() else [p]
         files = [f for f in files if not any(fnmatch(f.name, pat) for pat in source.exclude)]
         return [Item(source, str(f.resolve()), True) for f in files]
     if source.kind == "feed":
@@ -175,7 +176,7 @@ def prepare(item: Item, registry: Registry, settings: Settings) -> Prepared:
                            last_modified=(doc or {}).get("last_modified"))
     if result.not_modified:
         return Prepared(item, doc_id, result, None, not_modified=True)
-    sha = registry.save_snapshot(result.content, result.final_url or result.url, result.retrieved, result.content_type)
+    sha = hashlib.sha256(result.content).hexdigest()
     latest = registry.latest_version(doc_id)
     if latest and latest.snapshot_sha == sha and latest.status == "indexed":
         return Prepared(item, doc_id, result, None, snapshot_sha=sha, not_modified=True)
@@ -183,6 +184,8 @@ def prepare(item: Item, registry: Registry, settings: Settings) -> Prepared:
     if len(page.text.strip()) < MIN_TEXT_CHARS:
         raise ExtractError(f"no main text could be extracted from {item.location} "
                            f"({len(page.text.strip())} characters); check that it is an article or document page")
+    # Only what extracted into a document is kept as evidence: a failed item leaves no raw bytes behind.
+    registry.save_snapshot(result.content, result.final_url or result.url, result.retrieved, result.content_type)
     return Prepared(item, doc_id, result, page, snapshot_sha=sha)
 
 

@@ -12,7 +12,8 @@ from kb.errors import ConfigError
 
 KINDS = ("url", "urls", "feed", "sitemap", "path")
 DOCTYPES = ("news", "tos", "court", "blog", "other")
-SOURCE_KEYS = set(KINDS) | {"name", "doctype", "publisher", "language", "refresh", "title", "enabled", "exclude"}
+SOURCE_KEYS = set(KINDS) | {"name", "doctype", "publisher", "language", "refresh", "title", "enabled", "exclude",
+                                  "follow_symlinks"}
 DEFAULT_KEYS = {"refresh", "doctype", "language", "publisher"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -32,6 +33,7 @@ class Source:
     refresh_seconds: int = 6 * 3600
     title: str = ""
     exclude: tuple[str, ...] = ()  # glob patterns of file names to skip in a folder
+    follow_symlinks: bool = False  # read symlinks in a folder that point outside it
     config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -95,7 +97,11 @@ def _one_source(entry: Any, index: int, defaults: dict[str, Any], file: Path) ->
         exclude = [exclude]
     if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
         raise ConfigError(f"{where}: 'exclude' must be a list of file-name patterns such as ['README.md', '*.tsv']")
+    follow = entry.get("follow_symlinks", False)
+    if not isinstance(follow, bool):
+        raise ConfigError(f"{where}: 'follow_symlinks' must be true or false")
     return Source(name=name, kind=kind, targets=targets, doctype=doctype, exclude=tuple(exclude),
+                  follow_symlinks=follow,
                   publisher=str(merged.get("publisher") or ""), language=language,
                   refresh_seconds=parse_duration(merged.get("refresh", "6h"), where),
                   title=str(entry.get("title") or ""), config=dict(entry))

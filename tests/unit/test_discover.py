@@ -160,3 +160,17 @@ def test_list_folder_on_a_file_or_missing_path(tmp_path: Path) -> None:
     odd.write_bytes(b"x")
     with pytest.raises(DiscoverError, match="not a supported document"):
         list_folder(odd)
+
+
+def test_symlinks_out_of_a_folder_are_not_followed_unless_asked(tmp_path) -> None:
+    from ingest.discover import list_folder
+
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not a document of this source", encoding="utf-8")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a filing", encoding="utf-8")
+    (folder / "leak.txt").symlink_to(outside)
+    (folder / "alias.txt").symlink_to(folder / "a.txt")   # inside the folder: fine
+    assert [p.name for p in list_folder(folder)] == ["a.txt", "alias.txt"]
+    assert [p.name for p in list_folder(folder, follow_symlinks=True)] == ["a.txt", "alias.txt", "leak.txt"]
