@@ -1,9 +1,13 @@
 """Markdown export: questions, answers with ``[n]`` markers, verbatim quotes with pinpoints, bibliography.
 
-Quotes are written byte for byte as stored (one ``> `` block-quote prefix per line, nothing escaped),
-so a reader or a script can find them in the source text exactly.
+Quotes are written byte for byte as stored, inside a fenced block under a ``> `` prefix (a fence renders
+no link, image or HTML), so a reader or a script can find them in the source text exactly. Everything
+else that came from a page (titles, publishers, URLs, the answer text) is escaped, so a title such as
+``![x](http://tracker/x.png)`` shows as those characters and never loads an image.
 """
 from __future__ import annotations
+
+import re
 
 from kb.export.model import CitedQuote, CitedSummary, SourceEntry, language_name
 
@@ -15,12 +19,21 @@ def doctype_name(doctype: str) -> str:
     return DOCTYPES.get(doctype, doctype or "document")
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
+
+def md_escape(text: str) -> str:
+    """Scraped text as inert Markdown: punctuation that forms links, images, emphasis or HTML is escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join((text or "").split())).replace("<", "&lt;")
+
+
 def _one_line(text: str) -> str:
-    return " ".join((text or "").split())
+    return md_escape(text)
 
 
-def _blockquote(text: str) -> list[str]:
-    return [f"> {line}" if line else ">" for line in text.split("\n")]
+def quote_block(text: str) -> list[str]:
+    fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", text)), default=0))
+    return [f"> {fence}text", *(f"> {line}" for line in text.split("\n")), f"> {fence}"]
 
 
 def quote_facts(q: CitedQuote) -> list[str]:
@@ -74,17 +87,17 @@ def render_markdown(summary: CitedSummary) -> bytes:
         if e.quotes:
             out += [f"### Citations for question {i}", ""]
         for q in e.quotes:
-            out += [f"**{citation_heading(q)}**", ""]
-            out += _blockquote(q.quote)
+            out += [f"**{md_escape(citation_heading(q))}**", ""]
+            out += quote_block(q.quote)
             out.append("")
-            out += [f"- {fact}" for fact in quote_facts(q)]
+            out += [f"- {md_escape(fact)}" for fact in quote_facts(q)]
             out.append("")
     out += ["## Bibliography", ""]
     if not summary.sources:
         out += ["No source is quoted.", ""]
     for s in summary.sources:
-        out += [f"**[S{s.ref}]** {s.title}", ""]
-        out += [f"- {label}: {value}" for label, value in source_facts(s)[1:]]
+        out += [f"**[S{s.ref}]** {md_escape(s.title)}", ""]
+        out += [f"- {label}: {md_escape(str(value))}" for label, value in source_facts(s)[1:]]
         out.append("")
     out += ["---", "", f"*{summary.footer()}*", ""]
     return "\n".join(out).encode("utf-8")

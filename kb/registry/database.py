@@ -133,7 +133,9 @@ class _SQLite:
     @staticmethod
     def connect(path: Path, readonly: bool) -> sqlite3.Connection:
         if readonly:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60, check_same_thread=False)
+            # In a read-only folder SQLite cannot create the WAL's shared-memory file: open it immutable.
+            flags = "mode=ro" if os.access(path.parent, os.W_OK) else "mode=ro&immutable=1"
+            db = sqlite3.connect(f"file:{path}?{flags}", uri=True, timeout=60, check_same_thread=False)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
@@ -211,7 +213,13 @@ class Registry:
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and not self._dialect.is_storage_failure(exc):
+                    raise
+                raise StoreUnavailable(f"cannot read the registry {self.path}: {exc}; restore it from a backup, "
+                                       "or move it away and rebuild the index with `python -m ingest run`") from exc
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self._rows(sql, params)

@@ -133,3 +133,15 @@ def test_publisher_filter_keeps_names_with_commas_specific() -> None:
     assert publisher_filter([]) is None
     assert publisher_filter(["Meta", "U.S. District Court, N.D. Cal. (Judge Yvonne Gonzalez Rogers)"]) == \
         "Meta,N.D. Cal. (Judge Yvonne Gonzalez Rogers)"
+
+
+def test_markdown_export_escapes_scraped_fields_and_fences_quotes() -> None:
+    from kb.export.render_md import md_escape, quote_block
+
+    title = "![x](http://127.0.0.1:1/x.png) <img src=y> [click](javascript:alert(1))"
+    escaped = md_escape(title)
+    assert "![" not in escaped and "](" not in escaped and "<img" not in escaped
+    quote = "He wrote ``` and ![x](http://127.0.0.1:1/x.png)\nsecond line"
+    block = quote_block(quote)
+    assert block[0].startswith("> ````") and block[-1] == "> ````"       # a longer fence than any in the quote
+    assert "\n".join(line[2:] for line in block[1:-1]) == quote            # the quote itself, byte for byte
