@@ -117,18 +117,22 @@ def test_every_bibliography_entry_carries_the_pinpoint_fields(summary) -> None:
 
 # -- Markdown -------------------------------------------------------------------------------------
 def test_markdown_carries_the_same_citations_as_ask_json(files, answers, summary) -> None:
+    from kb.export.render_md import md_escape, quote_block
+
     md = files["md"].read_text(encoding="utf-8")
     for ans in answers.values():
         asked = ans.to_json()
-        assert " ".join(asked["question"].split()) in md and " ".join(asked["answer"].split()) in md
+        assert md_escape(asked["question"]) in md and md_escape(asked["answer"]) in md
         for c in asked["citations"]:
-            assert "\n".join(f"> {line}" if line else ">" for line in c["quote"].split("\n")) in md
-            assert f"**[{c['n']}] {c['title']}, " in md
-            assert c["url"] in md and f"characters {c['start']}–{c['end']} of version {c['version_id']}" in md
-    assert "§3.3(e), para. " in md
-    assert "not translated (the question is in Hindi (hi)" in md
+            assert "\n".join(quote_block(c["quote"])) in md          # verbatim, fenced
+            heading = md_escape(f"[{c['n']}] {c['title']},")
+            assert f"**{heading}" in md
+            assert md_escape(c["url"]) in md
+            assert md_escape(f"characters {c['start']}–{c['end']} of version {c['version_id']}") in md
+    assert md_escape("§3.3(e), para. ") in md
+    assert md_escape("not translated (the question is in Hindi (hi)") in md
     for s in summary.sources:
-        assert f"**[S{s.ref}]** {s.title}" in md and s.snapshot_sha in md
+        assert f"**[S{s.ref}]** {md_escape(s.title)}" in md and s.snapshot_sha in md
     assert "Every quote" in md and "verified against the stored snapshot at export time" in md
     assert summary.meta.data_dir in md
 
@@ -425,6 +429,6 @@ def test_quotes_from_a_pdf_source_carry_their_page(tmp_path) -> None:
         (q,) = summary.entries[0].quotes
         assert (q.pinpoint.page, q.pinpoint.section) == (2, "§2.1(b)")
         md = render(summary, "md").decode("utf-8")
-        assert "§2.1(b), p. 2, para. " in md
+        assert "§2.1\\(b\\), p. 2, para. " in md  # Markdown-escaped
     finally:
         reg.close()
