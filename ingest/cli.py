@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ingest.prune import plan_prune, prune
-from ingest.verify import verify_index
+from ingest.verify import repair_snapshots, verify_index
 from kb.cli.framework import Command, print_json, run_cli
 from kb.errors import ConfigError, KBError, NoIndex
 from kb.registry import Registry
@@ -113,16 +113,26 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def _verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--no-store", action="store_true", help="skip the registry/vector-store comparison")
+    p.add_argument("--repair", action="store_true",
+                   help="first fetch again the items whose snapshot fails its hash, and restore matching bytes")
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    """Evidence check: exit 1 when a snapshot, a version text, a chunk or a vector does not match."""
+    """Evidence check: exit 1 when a snapshot, a version text, a chunk or a vector does not match.
+
+    Every version's text is extracted again from its raw snapshot and compared with the stored text."""
+    if args.repair:
+        if not settings.registry_path.exists():
+            raise NoIndex(f"no index in {settings.data_dir} yet; build it with `python -m ingest run`")
+        for line in repair_snapshots(settings):
+            print(f"repaired: {line}", file=sys.stderr)
     rep = verify_index(settings, store=not args.no_store)
     if args.json:
         print_json(rep.to_json())
     else:
         store = "" if rep.store_chunks is None else f", {rep.store_chunks} vectors"
-        print(f"checked {rep.snapshots} snapshots, {rep.versions} versions, {rep.chunks} chunks{store}: "
+        print(f"checked {rep.snapshots} snapshots, {rep.versions} versions ({rep.rederived} extracted again from "
+              f"their snapshots), {rep.chunks} chunks{store}: "
               + ("all match" if not rep.problems else f"{len(rep.problems)} problem(s)"))
         for p in rep.problems:
             print(f"  ! {p['kind']}: {p['item']}: {p['error']}")

@@ -297,6 +297,8 @@ def extract_document(result: FetchResult, path_hint: str | None = None) -> Page:
     page.meta.setdefault("date_source", "metadata" if page.date else "")
     page.meta.setdefault("content_type", result.content_type)
     page.meta.setdefault("format", kind)
+    if result.encoding:
+        page.meta.setdefault("declared_charset", result.encoding)  # so that verify can extract it again
     return page
 
 

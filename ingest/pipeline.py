@@ -179,6 +179,9 @@ def prepare(item: Item, registry: Registry, settings: Settings) -> Prepared:
     sha = hashlib.sha256(result.content).hexdigest()
     latest = registry.latest_version(doc_id)
     if latest and latest.snapshot_sha == sha and latest.status == "indexed":
+        if not registry.snapshot_intact(sha):  # the same bytes again: they restore a damaged snapshot
+            log.warning("snapshot %s of %s failed its hash; restored from the bytes fetched now", sha[:12], item.location)
+            registry.save_snapshot(result.content, result.final_url or result.url, result.retrieved, result.content_type)
         return Prepared(item, doc_id, result, None, snapshot_sha=sha, not_modified=True)
     page = extract_document(result, item.location if item.is_file else None)
     if len(page.text.strip()) < MIN_TEXT_CHARS:

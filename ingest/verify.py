@@ -4,12 +4,16 @@ SHA-256, every chunk against its offsets, and the registry against the vector st
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kb.errors import KBError, NoIndex, SnapshotError
 from kb.registry import Registry
 from kb.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -20,6 +24,7 @@ class VerifyReport:
     versions: int = 0
     chunks: int = 0
     pending_versions: int = 0
+    rederived: int = 0
     store_chunks: int | None = None
     problems: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -50,11 +55,78 @@ def _check_versions(reg: Registry, rep: VerifyReport) -> None:
         if row["snapshot_sha"] and row["snapshot_sha"] not in snapshots:
             rep.problem("snapshot-missing", vid, f"version {vid} refers to snapshot {row['snapshot_sha']}, which is "
                                                  "not in the registry; re-ingest its source")
+        if row["snapshot_sha"] and row["snapshot_sha"] in snapshots:
+            _rederive(reg, row, rep)
         for c in reg.chunks(vid):
             rep.chunks += 1
             if text[c.start:c.end] != c.text:
                 rep.problem("chunk-offsets", c.chunk_id, f"chunk {c.chunk_id} is not the text of version {vid} "
                                                          f"at [{c.start}, {c.end}); re-ingest its source")
+
+
+def _rederive(reg: Registry, row: dict[str, Any], rep: VerifyReport) -> None:
+    """Extract the version's text again from its raw snapshot and compare it with the stored text.
+
+    A stored text edited together with its hash passes the hash check; it does not pass this one."""
+    from ingest.extract import ExtractError, extract_document
+    from ingest.fetch import FetchResult
+
+    vid, sha = row["version_id"], row["snapshot_sha"]
+    try:
+        data = reg.read_snapshot(sha)
+    except SnapshotError:
+        return  # reported with the snapshots
+    snap = reg.snapshot(sha) or {}
+    doc = reg.document(row["doc_id"]) or {}
+    version = reg.version(vid)
+    location = str(doc.get("location") or "")
+    is_file = not location.startswith(("http://", "https://"))
+    result = FetchResult(url=str(snap.get("url") or location), final_url=str(snap.get("url") or location),
+                         status=200, content=data, content_type=str(snap.get("content_type") or ""),
+                         encoding=(version.meta.get("declared_charset") if version else None) or None,
+                         etag=None, last_modified=None, not_modified=False, retrieved=str(snap.get("retrieved") or ""))
+    try:
+        page = extract_document(result, location if is_file else None)
+    except ExtractError as exc:
+        rep.problem("version-rederive", vid, f"the snapshot of version {vid} no longer extracts ({exc})")
+        return
+    rep.rederived += 1
+    if page.text != row["text"]:
+        rep.problem("version-rederive", vid, f"the stored text of version {vid} (document {row['doc_id']}) differs "
+                                             f"from the text extracted again from its snapshot {sha[:12]}: the stored "
+                                             "text was altered, or the extractor changed; re-ingest its source")
+
+
+def repair_snapshots(settings: Settings) -> list[str]:
+    """Fetch again the items whose snapshot fails its hash and store the bytes when they match it again.
+
+    Returns what was repaired (one line each); a snapshot whose source now serves other bytes stays
+    reported by ``verify`` and is replaced by the next ``ingest run``'s new version."""
+    from ingest.fetch import FetchError, fetch_url, read_file
+
+    reg = Registry(settings.registry_path)
+    done: list[str] = []
+    try:
+        for snap in reg.snapshots():
+            try:
+                reg.verify_snapshot(snap["sha256"])
+                continue
+            except SnapshotError:
+                pass
+            for loc in reg.locations_of_snapshot(snap["sha256"]):
+                try:
+                    got = read_file(Path(loc), settings) if not loc.startswith(("http://", "https://")) \
+                        else fetch_url(loc, settings)
+                except FetchError as exc:
+                    log.warning("cannot fetch %s again: %s", loc, exc)
+                    continue
+                if hashlib.sha256(got.content).hexdigest() == snap["sha256"]:
+                    reg.save_snapshot(got.content, snap["url"], snap["retrieved"], snap["content_type"] or "")
+                    done.append(f"snapshot {snap['sha256'][:12]} restored from {loc}")
+                    break
+    finally:
+        reg.close()
+    return done
 
 
 def _check_store(settings: Settings, reg: Registry, rep: VerifyReport) -> None:

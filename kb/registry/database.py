@@ -574,7 +574,7 @@ class Registry:
         """Store raw bytes gzip-compressed under their SHA-256 (idempotent); returns the hash."""
         sha = hashlib.sha256(content).hexdigest()
         path = self.snapshot_path(sha)
-        if not path.exists():
+        if not path.exists() or not self.snapshot_intact(sha):  # a damaged file is rewritten from good bytes
             path.parent.mkdir(parents=True, exist_ok=True)
             # One temp file per writer: two threads may store the same bytes (a copy served twice) at once.
             tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -593,6 +593,19 @@ class Registry:
     def snapshots(self) -> list[dict[str, Any]]:
         """Every snapshot row (sha256, url, retrieved, content_type, size, path), by hash."""
         return [dict(r) for r in self._rows("SELECT * FROM snapshots ORDER BY sha256")]
+
+    def locations_of_snapshot(self, sha: str) -> list[str]:
+        """Where the documents whose versions refer to this snapshot were fetched or read from."""
+        return [r[0] for r in self._rows("SELECT DISTINCT d.location FROM versions v JOIN documents d "
+                                         "ON d.doc_id=v.doc_id WHERE v.snapshot_sha=? ORDER BY d.location", (sha,))]
+
+    def snapshot_intact(self, sha: str) -> bool:
+        """Whether the stored snapshot file exists and still matches its hash."""
+        try:
+            self.verify_snapshot(sha)
+        except SnapshotError:
+            return False
+        return True
 
     def snapshot_shas_only_of(self, doc_ids: Sequence[str]) -> list[str]:
         """Snapshots that versions of these documents refer to and no other document's version does."""
