@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import threading
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 import streamlit as st
 
@@ -172,11 +173,45 @@ def require_password() -> None:
         given = st.text_input("Password", type="password")
         ok = st.form_submit_button("Sign in")
     if ok:
+        wait = LOGIN_THROTTLE.wait_seconds()
+        if wait > 0:
+            st.error(f"Too many failed attempts; try again in {wait:.0f} s.")
+            st.stop()
         if password_matches(given, expected):
+            LOGIN_THROTTLE.success()
             st.session_state.kb_authenticated = True
             st.rerun()
+        LOGIN_THROTTLE.failure()
         st.error("Wrong password.")
     st.stop()
+
+
+class LoginThrottle:
+    """Failed sign-ins slow down every later attempt of this server process: after ``free`` failures each
+    one doubles the wait (1 s, 2 s, 4 s ... up to ``cap``), so guessing is bounded whatever the session."""
+
+    def __init__(self, free: int = 3, cap: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.free, self.cap, self.clock = free, cap, clock
+        self.failures = 0
+        self.locked_until = 0.0
+        self._lock = threading.Lock()
+
+    def wait_seconds(self) -> float:
+        with self._lock:
+            return max(0.0, self.locked_until - self.clock())
+
+    def failure(self) -> None:
+        with self._lock:
+            self.failures += 1
+            if self.failures > self.free:
+                self.locked_until = self.clock() + min(self.cap, 2.0 ** (self.failures - self.free - 1))
+
+    def success(self) -> None:
+        with self._lock:
+            self.failures, self.locked_until = 0, 0.0
+
+
+LOGIN_THROTTLE = LoginThrottle()
 
 
 def exposed_without_password() -> bool:

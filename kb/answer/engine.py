@@ -95,6 +95,11 @@ class Engine:
         return answer_question(question, self, filters=filters or Filters(), top_k=top_k)
 
 
+#: The answer while the index holds no indexed passage yet (the first ingest is still running).
+NOTHING_INDEXED = ("Nothing is indexed yet: the first ingest has not finished. Wait for it, or run "
+                   "`python -m ingest run`, then ask again.")
+
+
 @dataclass(frozen=True)
 class Progress:
     """One step of answering, reported to an ``on_progress`` callback (the app shows them as they come)."""
@@ -158,6 +163,8 @@ def answer_question(question: str, engine: Engine, filters: Filters | None = Non
         return ans
 
     if not ret.passages:
+        if not len(engine.retriever.catalog):
+            return finish(NOTHING_INDEXED, True, [], "nothing indexed yet")
         return finish(phr.empty, True, [], "no passage passes the filters")
     t = time.perf_counter()
     cands = select_sentences(question, qlang, ret, engine)

@@ -65,3 +65,21 @@ def test_a_damaged_snapshot_is_restored_by_repair_and_by_the_next_run(indexed, c
         fh.write(b"tampered again")
     run_ingest(settings, load_sources(sources), progress=False)
     assert ingest_main(["verify", "--no-store"]) == 0
+
+
+def test_an_index_with_nothing_indexed_yet_says_so(tmp_path: Path) -> None:
+    """During the first ingest (registry and store exist, no passage indexed yet) a question gets a clear answer."""
+    from kb.answer.engine import NOTHING_INDEXED, Engine
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "empty.txt").write_text("too short", encoding="utf-8")   # fails: no document gets indexed
+    (tmp_path / "s.yaml").write_text(f"sources:\n  - name: docs\n    path: {folder}\n", encoding="utf-8")
+    settings = make_settings(tmp_path / "data")
+    assert run_ingest(settings, load_sources(tmp_path / "s.yaml"), progress=False).failed == 1
+    engine = Engine(settings)
+    try:
+        ans = engine.ask("What does the harbour authority publish?")
+    finally:
+        engine.close()
+    assert ans.abstained and ans.answer == NOTHING_INDEXED and ans.reason == "nothing indexed yet"

@@ -145,3 +145,22 @@ def test_markdown_export_escapes_scraped_fields_and_fences_quotes() -> None:
     block = quote_block(quote)
     assert block[0].startswith("> ````") and block[-1] == "> ````"       # a longer fence than any in the quote
     assert "\n".join(line[2:] for line in block[1:-1]) == quote            # the quote itself, byte for byte
+
+
+def test_failed_sign_ins_slow_down_later_attempts() -> None:
+    from ui.runtime import LoginThrottle
+
+    now = [100.0]
+    t = LoginThrottle(free=3, cap=60, clock=lambda: now[0])
+    for _ in range(3):
+        t.failure()
+    assert t.wait_seconds() == 0                      # a few typos cost nothing
+    t.failure()
+    assert t.wait_seconds() == 1.0
+    for _ in range(10):
+        t.failure()
+    assert t.wait_seconds() == 60.0                    # capped
+    now[0] += 61
+    assert t.wait_seconds() == 0
+    t.success()
+    assert t.failures == 0
