@@ -67,7 +67,7 @@ def _alternate_feed(html: bytes, base: str) -> str:
     return ""
 
 
-def _parse_feed(result: FetchResult) -> Any:
+def parse_feed(result: FetchResult) -> Any:
     """feedparser's view of fetched feed bytes (never fetches anything itself)."""
     ctype = result.content_type + (f"; charset={result.encoding}" if result.encoding else "")
     headers = {"content-location": result.final_url, "content-type": ctype or "application/xml"}
@@ -77,13 +77,13 @@ def _parse_feed(result: FetchResult) -> Any:
 def discover_feed(url: str, settings: Settings) -> list[str]:
     """Item links of an RSS/Atom feed (or of the feed an HTML page advertises), absolute, deduplicated."""
     result = fetch_url(url, settings)
-    parsed = _parse_feed(result)
+    parsed = parse_feed(result)
     if not parsed.get("version") and not parsed.entries:
         alternate = _alternate_feed(result.content, result.final_url)
         if alternate and alternate != result.final_url:
             log.info("%s is a web page; following its feed %s", url, alternate)
             result = fetch_url(alternate, settings)
-            parsed = _parse_feed(result)
+            parsed = parse_feed(result)
     if not parsed.get("version") and not parsed.entries:
         reason = f"served as {result.content_type or 'an unknown type'}: {parsed.get('bozo_exception') or 'no entries'}"
         raise DiscoverError(url, f"{url} is not an RSS or Atom feed ({reason}); check the 'feed' URL in "

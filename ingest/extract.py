@@ -227,7 +227,7 @@ def _is_docx(data: bytes) -> bool:
         return False
     try:
         return "word/document.xml" in zipfile.ZipFile(io.BytesIO(data)).namelist()
-    except (zipfile.BadZipFile, ValueError, OSError):
+    except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError, EOFError):
         return False
 
 
@@ -396,7 +396,9 @@ def fallback_text(tree: HtmlElement) -> str:
     for el in tree.iter():
         if not isinstance(el.tag, str):
             continue
-        text, tail = _WS.sub(" ", el.text or ""), _WS.sub(" ", el.tail or "")  # source layout is not text
+        # Source layout is not text; characters XML cannot hold (a decoded "&#0;") are dropped.
+        text = _XML_ILLEGAL.sub("", _WS.sub(" ", el.text or ""))
+        tail = _XML_ILLEGAL.sub("", _WS.sub(" ", el.tail or ""))
         if el.tag in ("br", "tr"):
             tail = "\u2028" + tail
         elif el.tag in ("td", "th") and el.getnext() is not None:
@@ -481,6 +483,10 @@ def _trafilatura_config() -> Any:
     return config
 
 
+#: Characters XML (and lxml) cannot hold: C0 controls other than tab, newline and carriage return.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def extract_html(result: FetchResult, path_hint: str | None = None) -> Page:
     """Main text and metadata of an HTML page via trafilatura, with an lxml fallback."""
     from trafilatura import bare_extraction
@@ -488,6 +494,7 @@ def extract_html(result: FetchResult, path_hint: str | None = None) -> Page:
 
     item = _item(result, path_hint)
     html, encoding = decode_bytes(result.content, [result.encoding, declared_charset(result.content)])
+    html = _XML_ILLEGAL.sub("", html)  # NULs and C0 controls break lxml (found by tests/unit/test_fuzz_inputs.py)
     tree = load_html(html)
     if tree is None:  # a bare fragment: trafilatura wants a whole document
         tree = load_html(f"<html><body>{html}</body></html>")
@@ -626,7 +633,7 @@ def _check_zip_expansion(data: bytes, item: str) -> None:
 
     try:
         infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as err:
         raise ExtractError(f"{item} is not a readable DOCX file ({err}); open and re-save it in Word/LibreOffice",
                            item) from err
     largest = max((i.file_size for i in infos), default=0)

@@ -143,24 +143,31 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def compose_document(self) -> Any:
         node = super().compose_document()
-        sizes: dict[int, int] = {}
-
-        def size(n: Any) -> int:  # expanded size, each shared node counted once per use, computed once
-            if id(n) in sizes:
-                return sizes[id(n)]
-            sizes[id(n)] = 1  # guards against a recursive alias
-            total = 1
-            if isinstance(n, yaml.SequenceNode):
-                total += sum(size(c) for c in n.value)
-            elif isinstance(n, yaml.MappingNode):
-                total += sum(size(k) + size(v) for k, v in n.value)
-            sizes[id(n)] = min(total, MAX_EXPANDED_NODES + 1)
-            return sizes[id(n)]
-
-        if node is not None and size(node) > MAX_EXPANDED_NODES:
+        if node is not None and _expanded_size(node) > MAX_EXPANDED_NODES:
             raise yaml.YAMLError(f"its aliases (*name) expand to more than {MAX_EXPANDED_NODES:,} entries; "
                                  "write the entries out instead of nesting aliases")
         return node
+
+
+def _expanded_size(root: Any) -> int:
+    """How many nodes a YAML graph holds with every alias expanded (capped), computed without expanding it:
+    iteratively (deep nesting cannot overflow the stack), each shared node's size computed once."""
+    cap = MAX_EXPANDED_NODES + 1
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if id(node) in sizes and not ready:
+            continue
+        children = (list(node.value) if isinstance(node, yaml.SequenceNode) else
+                    [x for kv in node.value for x in kv] if isinstance(node, yaml.MappingNode) else [])
+        if ready:
+            sizes[id(node)] = min(cap, 1 + sum(sizes.get(id(c), 1) for c in children))
+            continue
+        sizes[id(node)] = 1  # a recursive alias counts once
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
 
 
 def load_sources(path: Path | str) -> list[Source]:
@@ -174,4 +181,6 @@ def load_sources(path: Path | str) -> list[Source]:
         raise ConfigError(f"{file}: not valid YAML ({exc}); fix the indentation or quoting there") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{file}: not UTF-8 text; save it as UTF-8") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{file}: nested too deeply to read; flatten the lists and mappings") from exc
     return parse_sources(data, file)
