@@ -65,24 +65,22 @@ def _path(value: str) -> Path:
     return Path(value.strip()).expanduser()
 
 
-def _positive_int(value: str) -> int:
+def _int_at_least(value: str, minimum: int) -> int:
     try:
         n = int(value.strip())
     except ValueError:
         raise ValueError("not a whole number") from None
-    if n < 1:
-        raise ValueError("must be 1 or more")
+    if n < minimum:
+        raise ValueError(f"must be {minimum} or more")
     return n
+
+
+def _positive_int(value: str) -> int:
+    return _int_at_least(value, 1)
 
 
 def _count(value: str) -> int:
-    try:
-        n = int(value.strip())
-    except ValueError:
-        raise ValueError("not a whole number") from None
-    if n < 0:
-        raise ValueError("must be 0 or more")
-    return n
+    return _int_at_least(value, 0)
 
 
 def _port(value: str) -> int:
