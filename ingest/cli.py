@@ -141,8 +141,12 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     return rep.exit_code
 
 
-def _prune_arguments(p: argparse.ArgumentParser) -> None:
+def _sources_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sources", type=Path, default=Path("sources.yaml"), help="sources file (default: sources.yaml)")
+
+
+def _prune_arguments(p: argparse.ArgumentParser) -> None:
+    _sources_argument(p)
     p.add_argument("--source", nargs="+", metavar="NAME", help="prune only these removed sources")
     p.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     p.add_argument("--yes", action="store_true", help="delete without asking")
@@ -193,7 +197,7 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _watch_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sources", type=Path, default=Path("sources.yaml"), help="sources file (default: sources.yaml)")
+    _sources_argument(p)
     p.add_argument("--max-runs", type=int, metavar="N", help="stop after N source runs")
     p.add_argument("--for", dest="duration", metavar="DURATION", help="stop after this long (e.g. 90s, 30m, 12h)")
     p.add_argument("--json", action="store_true", help="print each run's report as one JSON line on stdout")
@@ -233,7 +237,7 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sources", type=Path, default=Path("sources.yaml"), help="sources file (default: sources.yaml)")
+    _sources_argument(p)
     p.add_argument("--only", nargs="+", metavar="NAME", help="ingest only these sources")
     p.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -320,12 +320,15 @@ class Registry:
         """Source names that documents are recorded under."""
         return {r[0] for r in self._rows("SELECT DISTINCT source FROM documents")}
 
-    def doc_ids_of_sources(self, names: Sequence[str]) -> list[str]:
+    def _column_where_in(self, select: str, table: str, key: str, values: Sequence[str]) -> list[str]:
+        """``select`` of the rows of ``table`` whose ``key`` is one of ``values`` (batched), sorted."""
         out: list[str] = []
-        for part in _parts(names):
-            out += [r[0] for r in self._rows(f"SELECT doc_id FROM documents WHERE source IN ({_marks(part)}) "
-                                             "ORDER BY doc_id", part)]
-        return out
+        for part in _parts(values):
+            out += [r[0] for r in self._rows(f"SELECT {select} FROM {table} WHERE {key} IN ({_marks(part)})", part)]
+        return sorted(out)
+
+    def doc_ids_of_sources(self, names: Sequence[str]) -> list[str]:
+        return self._column_where_in("doc_id", "documents", "source", names)
 
     def copies_outside(self, doc_ids: Sequence[str]) -> list[str]:
         """Documents that are copies of one of ``doc_ids`` without being among them, oldest first."""
@@ -465,11 +468,7 @@ class Registry:
                          r["language"] or "und", r["text"]) for r in rows]
 
     def chunk_ids_of(self, doc_ids: Sequence[str]) -> list[str]:
-        out: list[str] = []
-        for part in _parts(doc_ids):
-            out += [r[0] for r in self._rows(f"SELECT chunk_id FROM chunks WHERE doc_id IN ({_marks(part)}) "
-                                             "ORDER BY chunk_id", part)]
-        return out
+        return self._column_where_in("chunk_id", "chunks", "doc_id", doc_ids)
 
     def chunk_count(self) -> int:
         return int(self._one("SELECT COUNT(*) FROM chunks") or 0)
