@@ -26,6 +26,7 @@ import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from kb.errors import KBError
+from kb.evidence.raw import FetchResult
 from kb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,22 +52,6 @@ class FetchError(KBError):
         self.item = item
         self.status = status
         self.retryable = retryable
-
-
-@dataclass
-class FetchResult:
-    """Raw bytes of a page or file, with what the server said about them."""
-
-    url: str
-    final_url: str
-    status: int
-    content: bytes
-    content_type: str          # MIME type, lower case, without parameters
-    encoding: str | None       # charset declared by the server, if any
-    etag: str | None
-    last_modified: str | None
-    not_modified: bool
-    retrieved: str             # ISO-8601 UTC, e.g. 2026-05-01T12:00:00Z
 
 
 @dataclass

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from kb.errors import KBError
+from kb.files import write_problem
 from kb.settings import Settings
 
 
@@ -15,10 +16,24 @@ class LockBusy(KBError):
     """Another ingest holds the lock."""
 
 
+class DataDirNotWritable(KBError):
+    """The data directory cannot be written (read-only mount, permissions): ingest cannot run there."""
+
+
+def check_writable(settings: Settings) -> None:
+    """``DataDirNotWritable`` unless a file can be created in the data directory."""
+    exc = write_problem(settings.data_dir)
+    if exc is not None:
+        raise DataDirNotWritable(
+            f"ingest cannot write to the data directory {settings.data_dir} ({exc.strerror or exc}): it needs write "
+            "access to add documents. Questions and exports still work from a read-only index; to ingest, make "
+            "KB_DATA_DIR writable or point it at a writable copy")
+
+
 @contextmanager
 def run_lock(settings: Settings, wait: bool = False, timeout: float | None = None) -> Iterator[None]:
     """Hold the data directory's ingest lock (released by the OS even after kill -9)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(settings)
     path = settings.data_dir / "ingest.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

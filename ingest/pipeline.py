@@ -24,11 +24,11 @@ from tqdm import tqdm
 from ingest import dedup
 from ingest.chunking import chunk_text
 from ingest.discover import discover_feed, discover_sitemap, list_folder
-from ingest.extract import ExtractError, Page, extract_document
 from ingest.fetch import FetchError, FetchResult, fetch_url, read_file
 from ingest.lock import run_lock
 from ingest.sources import Source
 from kb.errors import StoreUnavailable
+from kb.evidence.extract import ExtractError, Page, extract_document
 from kb.registry import Registry, VersionRow
 from kb.registry.database import DocumentRecord, NewChunk, NewVersion
 from kb.registry.ids import doc_id_for, text_sha, version_id_for

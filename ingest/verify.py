@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.errors import KBError, NoIndex, SnapshotError
+from kb.evidence.rederive import rederive_text
 from kb.registry import Registry
 from kb.settings import Settings
 
@@ -65,33 +66,19 @@ def _check_versions(reg: Registry, rep: VerifyReport) -> None:
 
 
 def _rederive(reg: Registry, row: dict[str, Any], rep: VerifyReport) -> None:
-    """Extract the version's text again from its raw snapshot and compare it with the stored text.
-
-    A stored text edited together with its hash passes the hash check; it does not pass this one."""
-    from ingest.extract import ExtractError, extract_document
-    from ingest.fetch import FetchResult
-
+    """Extract the version's text again from its raw snapshot and compare it with the stored text."""
     vid, sha = row["version_id"], row["snapshot_sha"]
     try:
-        data = reg.read_snapshot(sha)
+        reg.verify_snapshot(sha)
     except SnapshotError:
         return  # reported with the snapshots
-    snap = reg.snapshot(sha) or {}
-    doc = reg.document(row["doc_id"]) or {}
-    version = reg.version(vid)
-    location = str(doc.get("location") or "")
-    is_file = not location.startswith(("http://", "https://"))
-    result = FetchResult(url=str(snap.get("url") or location), final_url=str(snap.get("url") or location),
-                         status=200, content=data, content_type=str(snap.get("content_type") or ""),
-                         encoding=(version.meta.get("declared_charset") if version else None) or None,
-                         etag=None, last_modified=None, not_modified=False, retrieved=str(snap.get("retrieved") or ""))
     try:
-        page = extract_document(result, location if is_file else None)
-    except ExtractError as exc:
-        rep.problem("version-rederive", vid, f"the snapshot of version {vid} no longer extracts ({exc})")
+        text = rederive_text(reg, vid)
+    except SnapshotError as exc:
+        rep.problem("version-rederive", vid, str(exc))
         return
     rep.rederived += 1
-    if page.text != row["text"]:
+    if text != row["text"]:
         rep.problem("version-rederive", vid, f"the stored text of version {vid} (document {row['doc_id']}) differs "
                                              f"from the text extracted again from its snapshot {sha[:12]}: the stored "
                                              "text was altered, or the extractor changed; re-ingest its source")

@@ -19,7 +19,8 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Callable
 
 from kb.answer import phrases
 from kb.answer.abstention import Thresholds, abstain_reason
@@ -27,6 +28,7 @@ from kb.answer.citations import make_citations, verify_citations
 from kb.answer.quotes import choose_quotes
 from kb.answer.scoring import ANSWER_PASSAGES, select_sentences
 from kb.errors import NoIndex
+from kb.files import write_problem
 from kb.models import Answer, Citation
 from kb.registry import Registry
 from kb.retrieval.filters import Filters
@@ -112,10 +114,9 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def _writable(path: Any) -> bool:
-    import os
-
-    return os.access(path if path.exists() else path.parent, os.W_OK)
+def _writable(path: Path) -> bool:
+    """Whether the registry's folder takes writes (a real probe: root passes ``os.access`` on a read-only mount)."""
+    return write_problem(path.parent) is None
 
 
 _ENGINES: dict[str, Engine] = {}

@@ -2,7 +2,8 @@
 
 ``build_summary`` is the only way to a ``CitedSummary``: it re-checks every quote against the
 registry before anything is rendered (the raw snapshot is re-hashed with ``verify_snapshot``, the
-stored text is hash-checked by ``version_text``, and ``quote == text[start:end]``), computes each
+stored text is hash-checked by ``version_text`` and must equal the text extracted again from the
+snapshot, and ``quote == text[start:end]``), computes each
 quote's pinpoint, and numbers the sources. A quote that fails makes ``ExportError`` name it; nothing
 is dropped silently. The renderers only format what this model holds.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from kb.errors import CitationError, KBError
+from kb.evidence.rederive import check_rederived
 from kb.export.pinpoint import Pinpoint, compute_pinpoint
 from kb.models import Answer, Citation
 from kb.registry import Registry
@@ -31,8 +33,9 @@ LANGUAGE_NAMES = {
     "mr": "Marathi", "ne": "Nepali", "bn": "Bengali", "ur": "Urdu", "ta": "Tamil", "te": "Telugu",
     "nl": "Dutch", "pl": "Polish", "tr": "Turkish", "uk": "Ukrainian", "vi": "Vietnamese", "und": "undetermined",
 }
-VERIFICATION_METHOD = ("the raw snapshot was re-hashed (SHA-256) and the quote compared with the stored, "
-                       "hash-checked text of its version at the cited character offsets")
+VERIFICATION_METHOD = ("the raw snapshot was re-hashed (SHA-256), its text extracted again and found equal to the "
+                       "stored, hash-checked text of its version, and the quote compared with that text at the cited "
+                       "character offsets")
 
 
 class ExportError(CitationError):
@@ -302,6 +305,7 @@ class _Verifier:
         try:
             self.registry.verify_snapshot(v.snapshot_sha)
             text = self.registry.version_text(version_id)
+            check_rederived(self.registry, version_id, text)
         except KBError as exc:
             return str(exc)
         return v, text

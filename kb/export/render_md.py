@@ -41,7 +41,7 @@ def quote_facts(q: CitedQuote) -> list[str]:
     c = q.citation
     facts = [f"Position: {q.pinpoint.label()}; characters {c.start}–{c.end} of version {c.version_id}",
              q.language_note(),
-             f"Verified at export: snapshot SHA-256 {q.source.snapshot_sha} re-hashed; quote equals the stored text"]
+             f"Verified at export: snapshot SHA-256 {q.source.snapshot_sha} re-hashed, text re-extracted and equal to the stored text; quote equals it at these offsets"]
     if c.also_reported_by:
         others = "; ".join(f"{a.get('publisher') or a.get('title') or ''} {a.get('url', '')}".strip()
                            for a in c.also_reported_by)

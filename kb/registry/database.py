@@ -13,12 +13,16 @@ storage-failure messages) sits in ``_SQLite``, the one dialect seam. The schema 
 """
 from __future__ import annotations
 
+import atexit
 import gzip
 import hashlib
 import json
+import logging
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,9 +30,12 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from kb.errors import NoIndex, SnapshotError, StoreUnavailable
+from kb.files import write_problem
 from kb.registry.ids import chunk_id_for
 from kb.registry.schema import LATEST, MIGRATIONS
 from kb.times import FOREVER
+
+log = logging.getLogger(__name__)
 
 #: Rows per ``IN (...)`` list (SQLite's default limit on bound parameters is 999).
 _BATCH = 500
@@ -122,6 +129,16 @@ class NewChunk:
     text: str
 
 
+def _private_copy(path: Path, wal: Path) -> Path:
+    """A registry file and its WAL copied to a temporary folder (removed at exit), for reading only."""
+    folder = Path(tempfile.mkdtemp(prefix="kb-registry-ro-"))
+    atexit.register(shutil.rmtree, folder, True)
+    shutil.copy2(path, folder / path.name)
+    shutil.copy2(wal, folder / wal.name)
+    log.warning("the registry %s is in a read-only folder with a write-ahead log; reading a private copy", path)
+    return folder / path.name
+
+
 class _SQLite:
     """The dialect seam: how to connect, begin a write, and recognise a storage failure."""
 
@@ -133,8 +150,16 @@ class _SQLite:
     @staticmethod
     def connect(path: Path, readonly: bool) -> sqlite3.Connection:
         if readonly:
-            # In a read-only folder SQLite cannot create the WAL's shared-memory file: open it immutable.
-            flags = "mode=ro" if os.access(path.parent, os.W_OK) else "mode=ro&immutable=1"
+            flags = "mode=ro"
+            if write_problem(path.parent) is not None:   # a real probe: root passes os.access on a read-only mount
+                # In a read-only folder SQLite cannot create the WAL's shared-memory file. Without a WAL the
+                # file is opened immutable; with one (copied while a writer had it open) the pair is read from
+                # a private copy, since immutable mode would ignore the WAL's transactions.
+                wal = path.with_name(path.name + "-wal")
+                if wal.exists() and wal.stat().st_size > 0:
+                    path = _private_copy(path, wal)
+                else:
+                    flags = "mode=ro&immutable=1"
             db = sqlite3.connect(f"file:{path}?{flags}", uri=True, timeout=60, check_same_thread=False)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)

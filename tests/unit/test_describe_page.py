@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from ingest.dedup import Match
-from ingest.extract import Page
 from ingest.fetch import FetchResult
 from ingest.pipeline import Item, PageDescription, Prepared, classify, describe_page
 from ingest.sources import Source
+from kb.evidence.extract import Page
 from kb.registry import VersionRow
 from kb.registry.ids import text_sha, version_id_for
 from kb.times import FOREVER, epoch_of_iso

@@ -1,4 +1,4 @@
-"""ingest.extract: HTML (trafilatura + fallback), charsets, PDF, DOCX, text and Markdown with front matter."""
+"""kb.evidence.extract: HTML (trafilatura + fallback), charsets, PDF, DOCX, text and Markdown with front matter."""
 from __future__ import annotations
 
 import io
@@ -9,9 +9,9 @@ from typing import Iterator
 
 import pytest
 
-from ingest import extract
-from ingest.extract import ExtractError, Page, extract_document, normalize_text, parse_date, strip_invisible
 from ingest.fetch import FetchResult, fetch_url, read_file
+from kb.evidence import extract
+from kb.evidence.extract import ExtractError, Page, extract_document, normalize_text, parse_date, strip_invisible
 from kb.settings import Settings
 from tests.fixtures import webserver as ws
 
@@ -376,7 +376,7 @@ def test_corpus_served_as_html_is_extracted_without_boilerplate(shared_site: ws.
 
 
 def test_one_invalid_byte_in_a_declared_utf8_page_keeps_the_script() -> None:
-    from ingest.extract import decode_bytes
+    from kb.evidence.extract import decode_bytes
 
     text = "कंपनियों ने OpenAI के मॉडल का उपयोग किया। 周四在加州联邦法院的证人席上。" * 20
     data = text.encode("utf-8")
@@ -387,7 +387,7 @@ def test_one_invalid_byte_in_a_declared_utf8_page_keeps_the_script() -> None:
 
 
 def test_bidi_controls_and_zero_width_spaces_are_removed_joiners_kept() -> None:
-    from ingest.extract import strip_invisible
+    from kb.evidence.extract import strip_invisible
 
     assert strip_invisible("pay \u202eevil\u202c now\u200b!") == "pay evil now!"
     hindi = "क्\u200dष and न\u200cहीं"
@@ -400,7 +400,7 @@ def test_a_docx_whose_xml_expands_past_the_limit_fails_alone_and_fast() -> None:
     import time
     import zipfile
 
-    import ingest.extract as extract
+    import kb.evidence.extract as extract
     from ingest.fetch import FetchResult
 
     buf = io.BytesIO()

@@ -18,10 +18,10 @@ import pytest
 
 from ingest.chunking import chunk_text
 from ingest.discover import parse_feed, parse_sitemap
-from ingest.extract import extract_document
 from ingest.fetch import FetchResult
 from ingest.sources import load_sources
 from kb.errors import KBError
+from kb.evidence.extract import extract_document
 
 ROUNDS = int(os.environ.get("KB_FUZZ_ROUNDS", "25"))
 PER_INPUT_SECONDS = 5.0

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.extract import ExtractError
 from ingest.pipeline import Item, prepare
 from ingest.sources import Source
+from kb.evidence.extract import ExtractError
 from kb.registry import Registry
 from kb.settings import Settings
 

@@ -23,8 +23,8 @@ import charset_normalizer
 from charset_normalizer.md import mess_ratio
 from lxml.html import HtmlElement
 
-from ingest.fetch import FetchResult
 from kb.errors import KBError
+from kb.evidence.raw import FetchResult
 
 log = logging.getLogger(__name__)
 
