@@ -56,6 +56,17 @@ class Citation:
 
 
 @dataclass
+class Claim:
+    """One generated statement and the numbers of the verified citations that back it."""
+
+    text: str
+    citations: list[int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "citations": list(self.citations)}
+
+
+@dataclass
 class Answer:
     """An answer with its citations, or an abstention."""
 
@@ -69,6 +80,10 @@ class Answer:
     filters: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     reason: str = ""  # why it abstained (for eval and logs; not part of the JSON contract)
+    mode: str = "extractive"              # "generated" when an LLM wrote the wording, else "extractive"
+    model: str | None = None              # "<backend> <model>" when generated
+    claims: list[Claim] = field(default_factory=list)
+    fallback_reason: str | None = None    # why a requested generation became extractive
 
     def to_json(self) -> dict[str, Any]:
         """The ``kb ask --json`` contract (DESIGN.md)."""
@@ -80,4 +95,8 @@ class Answer:
             "abstained": self.abstained,
             "citations": [c.to_json() for c in self.citations],
             "passages": [p.to_json() for p in self.passages],
+            "mode": self.mode,
+            "model": self.model,
+            "claims": [c.to_json() for c in self.claims],
+            "fallback_reason": self.fallback_reason,
         }

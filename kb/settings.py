@@ -25,11 +25,16 @@ class Settings:
     embed_cache: Path | None = None
     allow_private_hosts: bool = False
     llm: str = "extractive"
+    llm_base_url: str | None = None
+    llm_model: str = ""
+    llm_api_key: str | None = field(default=None, repr=False)   # never printed, logged or exported
+    llm_timeout: float = 60.0
+    llm_context: int = 4096
     user_agent: str = "kb-ingest/0.1 (+https://github.com/; research knowledge base)"
     fetch_timeout: float = 20.0
     fetch_retries: int = 2
     max_bytes: int = 20 * 1024 * 1024
-    app_password: str | None = None
+    app_password: str | None = field(default=None, repr=False)
 
     @property
     def registry_path(self) -> Path:
@@ -116,10 +121,20 @@ def _collection(value: str) -> str:
     return name
 
 
+LLM_KINDS = ("extractive", "openai-compatible", "ollama")
+
+
 def _llm(value: str) -> str:
-    v = value.strip()
-    if v != "extractive":
-        raise ValueError("not available; the only answerer is 'extractive'")
+    v = value.strip().lower()
+    if v not in LLM_KINDS:
+        raise ValueError(f"not one of {', '.join(LLM_KINDS)}")
+    return v
+
+
+def _http_url(value: str) -> str:
+    v = value.strip().rstrip("/")
+    if not v.startswith(("http://", "https://")):
+        raise ValueError("not an http(s) URL")
     return v
 
 
@@ -144,7 +159,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KB_EMBED_CACHE", "embed_cache", _path, "data/embed_cache.sqlite", "the passage-vector cache"),
     Variable("KB_ALLOW_PRIVATE_HOSTS", "allow_private_hosts", _flag, "1",
              "allow fetching from loopback and private addresses"),
-    Variable("KB_LLM", "llm", _llm, "extractive", "answer generator"),
+    Variable("KB_LLM", "llm", _llm, "extractive",
+             "answerer: `extractive` (no LLM), `openai-compatible` (any /v1 server) or `ollama` (Ollama's own API)"),
+    Variable("KB_LLM_BASE_URL", "llm_base_url", _http_url, "http://127.0.0.1:8765/v1",
+             "the LLM server (OpenAI-compatible: up to /v1; Ollama: http://127.0.0.1:11434)"),
+    Variable("KB_LLM_MODEL", "llm_model", _text, "smollm2-135m-instruct", "the model name the LLM server knows"),
+    Variable("KB_LLM_API_KEY", "llm_api_key", _text, "sk-...",
+             "API key for the LLM server (or `llm_api_key` in .streamlit/secrets.toml); never shown"),
+    Variable("KB_LLM_TIMEOUT", "llm_timeout", _seconds, "60", "seconds an LLM request may take before falling back"),
+    Variable("KB_LLM_CONTEXT", "llm_context", _positive_int, "4096",
+             "the model's context window in tokens (passages are trimmed to fit)"),
     Variable("KB_FETCH_TIMEOUT", "fetch_timeout", _seconds, "20", "per-request timeout in seconds"),
     Variable("KB_FETCH_RETRIES", "fetch_retries", _count, "2", "retries with backoff on timeouts, resets and 5xx"),
     Variable("KB_MAX_BYTES", "max_bytes", _positive_int, "20971520", "largest page or file accepted, in bytes"),
@@ -152,6 +176,8 @@ VARIABLES: tuple[Variable, ...] = (
 )
 
 _FIELDS = {f.name for f in fields(Settings)}
+#: Fields whose values are never echoed (errors, logs, JSON, exports).
+SECRET_FIELDS = frozenset({"llm_api_key", "app_password"})
 assert all(v.field in _FIELDS for v in VARIABLES), "every variable sets a Settings field"
 
 
@@ -168,6 +194,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         try:
             changes[var.field] = var.parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{var.name}={raw!r} is {exc}; set it to e.g. {var.example} ({var.help}) "
+            shown = "(hidden)" if var.field in SECRET_FIELDS else repr(raw)
+            raise ConfigError(f"{var.name}={shown} is {exc}; set it to e.g. {var.example} ({var.help}) "
                               f"or unset it for the default") from None
     return replace(Settings(), **changes)

@@ -137,9 +137,15 @@ def question_language(question: str) -> str:
     return detect_question_language(question) or "en"
 
 
+def retrieve_for_answer(question: str, engine: Engine, filters: Filters, top_k: int, qlang: str) -> Retrieval:
+    """The retrieval an answer is built from (extractive or generated: the same passages)."""
+    return engine.retriever.search(question, qlang, filters, top_k=max(top_k, ANSWER_PASSAGES))
+
+
 def answer_question(question: str, engine: Engine, filters: Filters | None = None, top_k: int = 8,
-                    language: str | None = None, on_progress: ProgressCallback | None = None) -> Answer:
-    """Retrieve, select sentences, decide whether to abstain, compose and verify.
+                    language: str | None = None, on_progress: ProgressCallback | None = None,
+                    retrieval: Retrieval | None = None) -> Answer:
+    """Retrieve (unless ``retrieval`` is given), select sentences, decide whether to abstain, compose and verify.
 
     ``on_progress`` is called after retrieval (with the ranked passages) and when the answer is done.
     """
@@ -150,8 +156,9 @@ def answer_question(question: str, engine: Engine, filters: Filters | None = Non
     qlang = language or question_language(question)
     alang = phrases.answer_language(qlang)
     phr = phrases.phrases(alang)
-    ret = engine.retriever.search(question, qlang, filters, top_k=max(top_k, ANSWER_PASSAGES))
-    report(Progress("retrieved", time.perf_counter() - t0, ret))
+    ret = retrieval or retrieve_for_answer(question, engine, filters, top_k, qlang)
+    if retrieval is None:
+        report(Progress("retrieved", time.perf_counter() - t0, ret))
     timings = dict(ret.timings)
     passages = ret.passages[:top_k]
 

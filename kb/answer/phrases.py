@@ -117,5 +117,7 @@ def compose(lang: str, quotes: list[tuple[str, int]]) -> str:
     for i, (quote, n) in enumerate(quotes):
         if i:
             parts.append(p.more[min(i - 1, len(p.more) - 1)])
-        parts.append(f"{p.open_quote}{quote}{p.close_quote} [{n}]{p.sentence_end if lang in ('zh', 'ja') else ''}")
+        ended = quote.rstrip().endswith(("。", "！", "？", ".", "!", "?"))   # no doubled full stop after it
+        end = p.sentence_end if lang in ("zh", "ja") and not ended else ""
+        parts.append(f"{p.open_quote}{quote}{p.close_quote} [{n}]{end}")
     return " ".join(parts).replace("： ", "：")

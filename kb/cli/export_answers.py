@@ -18,7 +18,7 @@ from kb.cli.ask_eval import add_filter_arguments, filters_from_args, load_engine
 from kb.cli.framework import EXIT_OK, EXIT_PARTIAL, Command
 from kb.errors import UsageError
 from kb.export import FORMATS, ExportError, check_export_target, export_answers, write_export
-from kb.models import Answer, Citation, Passage
+from kb.models import Answer, Citation, Claim, Passage
 from kb.settings import Settings
 
 
@@ -42,7 +42,11 @@ def answer_from_json(obj: dict[str, Any]) -> Answer:
                     for p in obj.get("passages", [])]
         return Answer(question=obj["question"], question_language=obj.get("question_language", "und"),
                       answer=obj["answer"], answer_language=obj.get("answer_language", "und"),
-                      abstained=bool(obj.get("abstained")), citations=cites, passages=passages)
+                      abstained=bool(obj.get("abstained")), citations=cites, passages=passages,
+                      mode=str(obj.get("mode") or "extractive"), model=obj.get("model"),
+                      claims=[Claim(text=str(c["text"]), citations=[int(n) for n in c.get("citations", [])])
+                              for c in obj.get("claims") or []],
+                      fallback_reason=obj.get("fallback_reason"))
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"an answer is not in the `kb ask --json` form ({exc!r})") from exc
 

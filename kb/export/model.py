@@ -20,19 +20,13 @@ from kb.export.pinpoint import Pinpoint, compute_pinpoint
 from kb.models import Answer, Citation
 from kb.registry import Registry
 from kb.settings import Settings
-from kb.text.language import detect_language
+from kb.text.language import detect_language, language_name
 from kb.times import FOREVER, iso_of_epoch, now_iso
 
 FORMATS = ("md", "docx", "pdf", "json")
 SCHEMA = "kb-export/1"
 MARKER = re.compile(r"\[(\d+)\]")
 
-LANGUAGE_NAMES = {
-    "en": "English", "hi": "Hindi", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "es": "Spanish",
-    "fr": "French", "de": "German", "pt": "Portuguese", "it": "Italian", "ru": "Russian", "ar": "Arabic",
-    "mr": "Marathi", "ne": "Nepali", "bn": "Bengali", "ur": "Urdu", "ta": "Tamil", "te": "Telugu",
-    "nl": "Dutch", "pl": "Polish", "tr": "Turkish", "uk": "Ukrainian", "vi": "Vietnamese", "und": "undetermined",
-}
 VERIFICATION_METHOD = ("the raw snapshot was re-hashed (SHA-256), its text extracted again and found equal to the "
                        "stored, hash-checked text of its version, and the quote compared with that text at the cited "
                        "character offsets")
@@ -40,13 +34,6 @@ VERIFICATION_METHOD = ("the raw snapshot was re-hashed (SHA-256), its text extra
 
 class ExportError(CitationError):
     """An export was refused: a quote did not verify, or the output cannot be rendered faithfully."""
-
-
-def language_name(code: str) -> str:
-    """``"Hindi (hi)"`` for ``"hi"``; the bare code when unknown."""
-    base = (code or "und").split("-")[0].lower()
-    name = LANGUAGE_NAMES.get(base)
-    return f"{name} ({code})" if name else code
 
 
 _NON_LATIN = {"hi", "mr", "ne", "zh", "ja", "ko", "ru", "uk", "bg", "ar", "ur", "fa", "he", "el", "bn", "ta", "te",

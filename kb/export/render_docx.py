@@ -24,8 +24,9 @@ from docx.oxml import OxmlElement, parse_xml
 from docx.oxml.ns import nsdecls, qn
 from docx.shared import Cm, Pt, RGBColor
 
-from kb.export.model import CitedQuote, CitedSummary, language_name, split_markers
+from kb.export.model import CitedQuote, CitedSummary, split_markers
 from kb.export.render_md import citation_heading, quote_facts, source_facts
+from kb.text.language import language_name
 
 # Fonts Word (or LibreOffice) should use per script; Noto comes from Debian's fonts-noto-core/-cjk.
 LATIN_FONT = "Noto Serif"

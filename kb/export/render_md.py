@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from kb.export.model import CitedQuote, CitedSummary, SourceEntry, language_name
+from kb.export.model import CitedQuote, CitedSummary, SourceEntry
+from kb.text.language import language_name
 
 DOCTYPES = {"news": "news article", "tos": "terms of service / policy", "court": "court document",
             "blog": "blog post", "other": "document"}

@@ -16,9 +16,10 @@ import subprocess
 import unicodedata
 from functools import cache, lru_cache
 
-from kb.export.model import CitedQuote, CitedSummary, ExportError, language_name
+from kb.export.model import CitedQuote, CitedSummary, ExportError
 from kb.export.render_docx import xml_safe
 from kb.export.render_md import citation_heading, quote_facts, source_facts
+from kb.text.language import language_name
 
 log = logging.getLogger(__name__)
 

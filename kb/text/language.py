@@ -205,3 +205,18 @@ def detect_question_language(text: str) -> str:
         probs = detect_language_probs(text)
         lang = max(probs, key=lambda k: probs[k]) if probs else "en"
     return lang
+
+
+LANGUAGE_NAMES = {
+    "en": "English", "hi": "Hindi", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "es": "Spanish",
+    "fr": "French", "de": "German", "pt": "Portuguese", "it": "Italian", "ru": "Russian", "ar": "Arabic",
+    "mr": "Marathi", "ne": "Nepali", "bn": "Bengali", "ur": "Urdu", "ta": "Tamil", "te": "Telugu",
+    "nl": "Dutch", "pl": "Polish", "tr": "Turkish", "uk": "Ukrainian", "vi": "Vietnamese", "und": "undetermined",
+}
+
+
+def language_name(code: str) -> str:
+    """``"Hindi (hi)"`` for ``"hi"``; the bare code when unknown."""
+    base = (code or "und").split("-")[0].lower()
+    name = LANGUAGE_NAMES.get(base)
+    return f"{name} ({code})" if name else code

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from kb.export.model import language_name, quote_language, same_language, split_markers
+from kb.export.model import quote_language, same_language, split_markers
 from kb.export.pinpoint import Pinpoint, compute_pinpoint, nearest_heading, page_range, paragraph_number, section_label
+from kb.text.language import language_name
 
 
 def _at(text: str, needle: str) -> tuple[int, int]:
