@@ -130,9 +130,13 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.batch and args.batch != "-" and not Path(args.batch).is_file():
         raise UsageError(f"--batch {args.batch}: no such file")
     filters = filters_from_args(args)
+    if args.mode != "extractive":
+        from kb.generate.generator import backend_for
+
+        backend_for(settings)          # an incomplete KB_LLM setting is a usage error before anything loads
     engine = load_engine(settings)
     if not args.batch:
-        ans = ask(engine, args.question, filters=filters, top_k=args.top_k, mode=args.mode)
+        ans = ask(engine, args.question, filters=filters, top_k=args.top_k, mode=args.mode, settings=settings)
         if args.json:
             print_json(ans.to_json(), indent=None)
         else:
@@ -141,7 +145,7 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     failed = 0
     for q in read_batch(args.batch):
         try:
-            ans = ask(engine, q, filters=filters, top_k=args.top_k, mode=args.mode)
+            ans = ask(engine, q, filters=filters, top_k=args.top_k, mode=args.mode, settings=settings)
             print_json(ans.to_json(), indent=None)
         except KBError as exc:
             failed += 1

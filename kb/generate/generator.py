@@ -27,8 +27,10 @@ ClaimCallback = Callable[[GroundedClaim], None]
 
 def generate_answer(question: str, engine: Engine, backend: LLMBackend, filters: Filters | None = None,
                     top_k: int = 8, on_claim: ClaimCallback | None = None,
-                    on_progress: ProgressCallback | None = None) -> Answer:
-    """An answer whose wording the LLM writes and whose every claim carries verified quotes."""
+                    on_progress: ProgressCallback | None = None, context_tokens: int | None = None) -> Answer:
+    """An answer whose wording the LLM writes and whose every claim carries verified quotes.
+
+    ``context_tokens`` is the model's window (default: the engine's ``KB_LLM_CONTEXT``)."""
     filters = filters or Filters()
     t0 = time.perf_counter()
     question = (question or "").strip()
@@ -47,7 +49,7 @@ def generate_answer(question: str, engine: Engine, backend: LLMBackend, filters:
     passages = ret.passages[:top_k]
     if not passages:
         return fall_back("nothing was retrieved to generate from")
-    prompt = build_prompt(question, qlang, passages, engine.settings.llm_context)
+    prompt = build_prompt(question, qlang, passages, context_tokens or engine.settings.llm_context)
     grounder = Grounder(prompt.numbered, engine.version_text, engine.embedder.embed_query,
                         engine.embedder.embed_passages)
     scanner = ClaimScanner()
@@ -117,13 +119,17 @@ def backend_for(settings: Settings) -> LLMBackend | None:
 
 
 def ask(engine: Engine, question: str, filters: Filters | None = None, top_k: int = 8, mode: str | None = None,
-        on_claim: ClaimCallback | None = None, on_progress: ProgressCallback | None = None) -> Answer:
-    """The answer in the requested mode: ``generated`` when an LLM is configured (default), else extractive."""
-    backend = backend_for(engine.settings) if mode != "extractive" else None
+        on_claim: ClaimCallback | None = None, on_progress: ProgressCallback | None = None,
+        settings: Settings | None = None) -> Answer:
+    """The answer in the requested mode: ``generated`` when an LLM is configured (default), else extractive.
+
+    ``settings`` name the LLM (default: the engine's); engines are shared per index, LLM settings are not."""
+    settings = settings or engine.settings
+    backend = backend_for(settings) if mode != "extractive" else None
     if backend is None:
         ans = answer_question(question, engine, filters=filters, top_k=top_k, on_progress=on_progress)
         if mode == "generated":
             ans.fallback_reason = "no LLM is configured (KB_LLM=extractive)"
         return ans
     return generate_answer(question, engine, backend, filters=filters, top_k=top_k, on_claim=on_claim,
-                           on_progress=on_progress)
+                           on_progress=on_progress, context_tokens=settings.llm_context)
