@@ -25,12 +25,30 @@ PASSWORD_SECRET = "app_password"
 
 
 # -- settings and cached resources ----------------------------------------------------------------
+LLM_KEY_SECRET = "llm_api_key"
+
+
 def settings_or_stop() -> Settings:
-    """Settings from the ``KB_*`` environment; a wrong setting stops the page with what to fix."""
+    """Settings from the ``KB_*`` environment (the LLM key may come from ``.streamlit/secrets.toml``);
+    a wrong setting stops the page with what to fix."""
     try:
-        return load_settings()
+        settings = load_settings()
     except ConfigError as exc:
         stop_with("The configuration is invalid", str(exc), "fix the KB_* environment variable and reload")
+    if settings.llm != "extractive" and not settings.llm_api_key:
+        key = _secret(LLM_KEY_SECRET)
+        if key:
+            settings = settings.with_(llm_api_key=key)
+    return settings
+
+
+def _secret(name: str) -> str | None:
+    """A value from ``.streamlit/secrets.toml``, or None when there is no such file or key."""
+    try:
+        value = st.secrets.get(name)
+    except Exception:  # noqa: BLE001 - no secrets.toml (or an unreadable one) means no secret
+        return None
+    return str(value) if value else None
 
 
 def _settings_key(s: Settings) -> str:
@@ -146,13 +164,7 @@ def configured_password() -> str | None:
         env = load_settings().app_password
     except KBError:
         env = None
-    if env:
-        return env
-    try:
-        value = st.secrets.get(PASSWORD_SECRET)
-    except Exception:  # noqa: BLE001 - no secrets.toml means no password
-        return None
-    return str(value) if value else None
+    return env or _secret(PASSWORD_SECRET)
 
 
 def password_matches(given: str, expected: str) -> bool:
