@@ -225,6 +225,8 @@ def render_docx(summary: CitedSummary) -> bytes:
         _add_text(p, f", in {language_name(a.question_language)}: ")
         _add_text(p, xml_safe(entry.question), a.question_language)
         footnotes = _answer_paragraph(document, notes, i, entry)
+        if entry.wording_note:
+            _add_text(document.add_paragraph(), xml_safe(entry.wording_note), italic=True)
         if entry.quotes:
             document.add_heading(f"Citations for question {i}", level=2)
         for q in entry.quotes:

@@ -85,6 +85,13 @@ def render_markdown(summary: CitedSummary) -> bytes:
             out += [f"**No answer**, in {language_name(a.answer_language)}: {_one_line(a.answer)}", ""]
         else:
             out += [f"**Answer**, in {language_name(a.answer_language)}: {_one_line(a.answer)}", ""]
+        if e.wording_note:
+            out += [f"*{md_escape(e.wording_note)}*", ""]
+        if a.claims:
+            out += ["**Claims**, each with the quotes that back it:", ""]
+            out += [f"{k}. {_one_line(c.text)} — quotes {', '.join(f'[{n}]' for n in c.citations)}"
+                    for k, c in enumerate(a.claims, start=1)]
+            out.append("")
         if e.quotes:
             out += [f"### Citations for question {i}", ""]
         for q in e.quotes:

@@ -115,6 +115,8 @@ def summary_html(summary: CitedSummary) -> str:
                   f'<p><span class="label">{"No answer" if a.abstained else "Answer"}, '
                   f'in {_e(language_name(a.answer_language))}:</span> '
                   f'<span lang="{_lang(a.answer_language)}">{answer}</span></p>']
+        if e.wording_note:
+            parts.append(f'<p class="meta"><i>{_e(e.wording_note)}</i></p>')
         if e.quotes:
             parts.append(f"<h3>Citations for question {i}</h3>")
         parts += [_quote_block(q) for q in e.quotes]

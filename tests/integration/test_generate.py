@@ -286,3 +286,44 @@ def test_app_shows_the_fallback_notice_once(index, monkeypatch) -> None:
     at.chat_input[0].set_value("Who do the reports name?").run()
     assert notices() == []                      # the same reason is not repeated on the next question
     assert [t.answer.mode for t in at.session_state["kb_history"]] == ["extractive", "extractive"]
+
+
+# -- exports ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["md", "json", "docx"])
+def test_exports_carry_the_claims_and_say_the_wording_is_machine_generated(index, scripted, fmt) -> None:
+    from kb.export import export_answers
+
+    scripted.reply = _reply(("Reports are published within ten days.", [(1, _sentence(HARBOUR))]))
+    engine = _engine(index, scripted.url)
+    ans = ask(engine, QUESTION)
+    assert ans.mode == "generated"
+    data = export_answers([(QUESTION, ans)], fmt, engine.settings, registry=engine.registry)
+    if fmt == "docx":
+        import io
+
+        from docx import Document
+
+        text = "\n".join(p.text for p in Document(io.BytesIO(data)).paragraphs)
+    else:
+        text = data.decode("utf-8")
+    assert "machine-generated" in text and KEY not in text
+    if fmt == "json":
+        entry = json.loads(text)["entries"][0] if "entries" in json.loads(text) else json.loads(text)
+        assert "Reports are published within ten days." in json.dumps(entry)
+        assert '"mode": "generated"' in text or '"mode":"generated"' in text
+    else:
+        assert "Reports are published within ten days" in text.replace("\\", "")
+        assert _sentence(HARBOUR) in text
+
+
+def test_an_export_refuses_a_claim_citing_a_missing_number(index, scripted) -> None:
+    from kb.export import export_answers
+    from kb.export.model import ExportError
+    from kb.models import Claim
+
+    scripted.reply = _reply(("Reports are published within ten days.", [(1, _sentence(HARBOUR))]))
+    engine = _engine(index, scripted.url)
+    ans = ask(engine, QUESTION)
+    ans.claims.append(Claim(text="Invented.", citations=[7]))
+    with pytest.raises(ExportError, match="cites"):
+        export_answers([(QUESTION, ans)], "md", engine.settings, registry=engine.registry)
