@@ -151,6 +151,24 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
     return out
 
 
+def _mark(op: str, text: str) -> str:
+    """``[-removed words-]`` or ``{+added words+}``, keeping the spacing after them."""
+    core = text.strip()
+    space = " " if text[-1:].isspace() else ""
+    return (f"[-{core}-]" if op == "delete" else f"{{+{core}+}}") + space if core else text
+
+
+def mark_words(words: list[tuple[str, str]]) -> str:
+    """A changed paragraph as one line of text with ``[-removed-]`` and ``{+added+}`` words."""
+    out = ""
+    for op, text in words:
+        piece = text if op == "equal" else _mark(op, text)
+        if out and not out[-1].isspace() and op == "insert":
+            out += " "
+        out += piece
+    return out
+
+
 def _similarity(a: Paragraph, b: Paragraph) -> float:
     return difflib.SequenceMatcher(None, a.key.split(), b.key.split(), autojunk=False).ratio()
 

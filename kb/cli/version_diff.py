@@ -9,7 +9,7 @@ import argparse
 import textwrap
 
 from kb.cli.framework import EXIT_OK, Command, print_json
-from kb.diff import VersionDiff, VersionInfo, compare_versions
+from kb.diff import VersionDiff, VersionInfo, compare_versions, mark_words
 from kb.errors import UsageError
 from kb.registry import Registry
 from kb.settings import Settings
@@ -36,24 +36,6 @@ def _when(v: VersionInfo) -> str:
 def _wrap(prefix: str, text: str, width: int) -> str:
     body = " ".join(text.split())
     return textwrap.fill(body, width=width, initial_indent=prefix, subsequent_indent=" " * len(prefix)) or prefix
-
-
-def _mark(op: str, text: str) -> str:
-    """``[-removed words-]`` or ``{+added words+}``, keeping the spacing after them."""
-    core = text.strip()
-    space = " " if text[-1:].isspace() else ""
-    return (f"[-{core}-]" if op == "delete" else f"{{+{core}+}}") + space if core else text
-
-
-def mark_words(words: list[tuple[str, str]]) -> str:
-    """A changed paragraph as one line of text with ``[-removed-]`` and ``{+added+}`` words."""
-    out = ""
-    for op, text in words:
-        piece = text if op == "equal" else _mark(op, text)
-        if out and not out[-1].isspace() and op == "insert":
-            out += " "
-        out += piece
-    return out
 
 
 def format_diff(d: VersionDiff, width: int = 100) -> str:

@@ -38,7 +38,7 @@ MEDIA_TYPES = {"md": "text/markdown; charset=utf-8", "json": "application/json",
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "CitedQuote", "CitedSummary", "ExportEntry", "ExportError", "ExportMeta",
            "Pinpoint", "SourceEntry", "build_summary", "compute_pinpoint", "export_answers", "export_meta",
-           "render", "suggested_filename", "summarize", "write_export"]
+           "render", "suggested_filename", "summarize", "write_atomically", "write_export"]
 
 
 def _renderer(fmt: str) -> Callable[[CitedSummary], bytes]:
@@ -91,6 +91,16 @@ def write_export(answers: Iterable[Answer | tuple[str, Answer]], fmt: str, path:
     """
     path = check_export_target(Path(path))
     data = export_answers(answers, fmt, settings, registry=registry, embedder_id=embedder_id)
+    return write_atomically(path, data)
+
+
+def write_atomically(target: str | Path, data: bytes, label: str = "-o") -> Path:
+    """Write ``data`` to ``target`` atomically, after ``check_export_target`` (shared by every ``-o``).
+
+    The temporary file is created exclusively (``mkstemp``) beside the target and renamed over it, so
+    readers see the old file or the new one, never a part; it is removed when anything fails.
+    """
+    path = check_export_target(target, label)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         umask = os.umask(0)
@@ -105,18 +115,18 @@ def write_export(answers: Iterable[Answer | tuple[str, Answer]], fmt: str, path:
     return path
 
 
-def check_export_target(target: str | Path) -> Path:
-    """The target of ``-o`` if it is safe to replace; ``UsageError`` naming the problem otherwise."""
+def check_export_target(target: str | Path, label: str = "-o") -> Path:
+    """The target of ``-o`` (or what ``label`` names) if it is safe to replace; ``UsageError`` otherwise."""
     if not str(target).strip():
-        raise UsageError("-o needs a file name (or '-' for standard output)")
+        raise UsageError(f"{label} needs a file name (or '-' for standard output)")
     path = Path(target)
     if path.is_symlink():
-        raise UsageError(f"-o {path}: is a symbolic link; give the real file's path")
+        raise UsageError(f"{label} {path}: is a symbolic link; give the real file's path")
     if path.exists() and not path.is_file():
         kind = "a folder" if path.is_dir() else "not a regular file (a device, FIFO or socket)"
-        raise UsageError(f"-o {path}: is {kind}; give a file name (or '-' for standard output)")
+        raise UsageError(f"{label} {path}: is {kind}; give a file name (or '-' for standard output)")
     if not path.parent.is_dir():
-        raise UsageError(f"-o {path}: the folder {path.parent} does not exist; create it first")
+        raise UsageError(f"{label} {path}: the folder {path.parent} does not exist; create it first")
     return path
 
 

@@ -573,6 +573,21 @@ class Registry:
         return int(self._one("SELECT COUNT(*) FROM versions v JOIN documents d ON d.doc_id=v.doc_id "
                              "WHERE d.duplicate_of IS NULL") or 0)
 
+    def canonical_version_rows(self, source: str | None = None) -> list[dict[str, Any]]:
+        """Indexed versions of canonical documents with their document's metadata (no text), by document
+        then validity start: version_id, doc_id, retrieved, valid_from, title, language, published, url,
+        publisher, source, doctype (for "what changed" and the timeline)."""
+        sql = ("SELECT v.version_id, v.doc_id, v.retrieved, v.valid_from, "
+               "COALESCE(NULLIF(v.title, ''), d.title, '') AS title, "
+               "COALESCE(NULLIF(v.language, ''), d.language, 'und') AS language, "
+               "COALESCE(NULLIF(v.published, ''), d.published, '') AS published, "
+               "d.url, d.publisher, d.source, d.doctype FROM versions v JOIN documents d ON d.doc_id=v.doc_id "
+               "WHERE v.status='indexed' AND d.duplicate_of IS NULL")
+        params: tuple[Any, ...] = ()
+        if source is not None:
+            sql, params = sql + " AND d.source=?", (source,)
+        return [dict(r) for r in self._rows(sql + " ORDER BY v.doc_id, v.valid_from", params)]
+
     # -- deletion ---------------------------------------------------------------------------
     def delete_documents(self, doc_ids: Sequence[str], sources: Sequence[str] = (),
                          snapshots: Sequence[str] = (), note: dict[str, Any] | None = None) -> None:
