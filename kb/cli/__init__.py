@@ -1,14 +1,15 @@
-"""``python -m kb``: ask, eval, export and diff, listed explicitly (see ``kb.cli.framework``)."""
+"""``python -m kb``: ask, eval, export, diff and changes, listed explicitly (see ``kb.cli.framework``)."""
 from __future__ import annotations
 
 from typing import Sequence
 
 from kb.cli.ask_eval import ASK, EVAL
+from kb.cli.changes import CHANGES
 from kb.cli.export_answers import EXPORT
 from kb.cli.framework import Command, run_cli
 from kb.cli.version_diff import DIFF
 
-COMMANDS: tuple[Command, ...] = (ASK, EVAL, DIFF, EXPORT)
+COMMANDS: tuple[Command, ...] = (ASK, EVAL, DIFF, CHANGES, EXPORT)
 DESCRIPTION = "Ask the knowledge base; evaluate it."
 
 
