@@ -19,7 +19,7 @@ import html
 import re
 import string
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 #: Every ASCII punctuation character, as a numeric character reference.
@@ -53,6 +53,13 @@ mark.kb-quote { background: rgba(255, 189, 69, 0.38); color: inherit; padding: 0
               line-height: 1.6; }
 .kb-link { margin: 0.4rem 0; overflow-wrap: anywhere; }
 .kb-prov code { font-size: 0.9em; }
+.kb-diff > div { margin: 0.45rem 0; padding: 0.2rem 0 0.2rem 0.7rem; line-height: 1.55; border-left: 3px solid; }
+.kb-diff-added { border-color: rgba(46, 160, 67, 0.9) !important; }
+.kb-diff-removed { border-color: rgba(218, 54, 51, 0.9) !important; }
+.kb-diff-changed { border-color: rgba(210, 153, 34, 0.9) !important; }
+.kb-diff ins { background: rgba(46, 160, 67, 0.22); text-decoration: none; }
+.kb-diff del { background: rgba(218, 54, 51, 0.18); }
+.kb-diff-op { font-size: 0.8em; opacity: 0.7; margin-right: 0.3rem; white-space: nowrap; }
 </style>"""
 
 
@@ -267,3 +274,30 @@ def filters_summary(filters: dict[str, str]) -> str:
              "since": "published from", "until": "published until", "as_of": "as of"}
     parts = [f"{names[k]}: {(filters or {})[k]}" for k in names if (filters or {}).get(k)]
     return escape_inline(" · ".join(parts)) if parts else ""
+
+
+# -- version diffs ---------------------------------------------------------------------------------
+_DIFF_LABELS = {"added": "+ added", "removed": "− removed", "changed": "~ changed"}
+
+
+def word_diff_html(words: Sequence[tuple[str, str]]) -> str:
+    """A changed paragraph: escaped words, deletions in ``<del>``, insertions in ``<ins>``."""
+    tags = {"delete": "del", "insert": "ins"}
+    return "".join(f"<{tags[op]}>{escape_html(text)}</{tags[op]}>" if op in tags else escape_html(text)
+                   for op, text in words)
+
+
+def diff_html(changes: Sequence[Any]) -> str:
+    """Paragraph changes (``kb.diff.ParagraphChange``) as escaped HTML, one block per paragraph."""
+    parts = ['<div class="kb-diff">']
+    for c in changes:
+        if c.op == "changed":
+            body = word_diff_html(c.words)
+        elif c.op == "added":
+            body = f"<ins>{escape_html(c.new)}</ins>"
+        else:
+            body = f"<del>{escape_html(c.old)}</del>"
+        op = c.op if c.op in _DIFF_LABELS else "changed"
+        parts.append(f'<div class="kb-diff-{op}"><span class="kb-diff-op">{_DIFF_LABELS[op]}</span> {body}</div>')
+    parts.append("</div>")
+    return "".join(parts)
