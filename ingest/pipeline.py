@@ -27,6 +27,7 @@ from ingest.discover import discover_feed, discover_sitemap, list_folder
 from ingest.fetch import FetchError, FetchResult, fetch_url, read_file
 from ingest.lock import run_lock
 from ingest.sources import Source
+from kb.changes import feed_path, write_feed
 from kb.errors import StoreUnavailable
 from kb.evidence.extract import ExtractError, Page, extract_document
 from kb.registry import Registry, VersionRow
@@ -82,6 +83,7 @@ class IngestReport:
     sources: list[SourceReport] = field(default_factory=list)
     removed_sources: list[str] = field(default_factory=list)
     recovered_versions: int = 0
+    warnings: list[str] = field(default_factory=list)   # problems that did not fail the run
 
     @property
     def chunks_embedded(self) -> int:
@@ -105,7 +107,7 @@ class IngestReport:
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "started": self.started, "finished": self.finished,
                 "totals": self.totals(), "sources": [s.to_json() for s in self.sources],
-                "removed_sources": self.removed_sources}
+                "removed_sources": self.removed_sources, "warnings": self.warnings}
 
 
 # -- metadata ---------------------------------------------------------------------------------
@@ -457,5 +459,16 @@ def run_ingest(settings: Settings, sources: Sequence[Source], only: Sequence[str
                 log.warning("could not record the failed run %s", report.run_id)
             raise
         report.finished = now_iso()
+        write_changes_feed(ing.registry, settings, report)   # last, but before the report is recorded
         ing.registry.finish_run(report.run_id, report.finished, "partial" if report.failed else "ok", report.to_json())
         return report
+
+
+def write_changes_feed(registry: Registry, settings: Settings, report: IngestReport) -> None:
+    """Rewrite ``<data>/changes.atom`` (``kb.changes.write_feed``); a failure is a warning, never a failed run."""
+    try:
+        write_feed(registry, settings.data_dir)
+    except Exception as exc:  # noqa: BLE001 - the feed is a by-product: the index itself is complete
+        message = f"could not write the changes feed {feed_path(settings.data_dir)}: {exc}"
+        log.warning(message)
+        report.warnings.append(message)
