@@ -10,7 +10,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Callable
 
 import streamlit as st
@@ -26,7 +26,9 @@ log = logging.getLogger("kb.app")
 #: Pause between streamed pieces of an answer (seconds); 0 shows it at once.
 STREAM_DELAY = float(os.environ.get("KB_APP_STREAM_DELAY", "0.03"))
 SOURCES_PAGE = "pages/1_Sources.py"
-FILTER_KEYS = ("f_lang", "f_doctype", "f_source", "f_publisher", "f_since", "f_until", "f_asof")
+CHANGES_PAGE = "pages/2_Changes.py"
+MULTI_KEYS = ("f_lang", "f_doctype", "f_source", "f_publisher")
+FILTER_KEYS = (*MULTI_KEYS, "f_since", "f_until", "f_asof")
 
 
 @dataclass
@@ -57,9 +59,16 @@ def _options(generation_key: str, _registry: Any) -> FilterOptions:
     return filter_options(_registry)
 
 
+#: The earliest and latest dates the date filters accept: any date a user may type, not only the
+#: corpus's own range (a filter outside it simply matches nothing).
+DATE_FLOOR = date(1900, 1, 1)
+DATE_CEILING = date(2100, 12, 31)
+
+
 def _clear_filters() -> None:
+    """Reset every filter widget to its empty value (removing the keys alone leaves the widgets set)."""
     for key in FILTER_KEYS:
-        st.session_state.pop(key, None)
+        st.session_state[key] = [] if key in MULTI_KEYS else None
 
 
 def sidebar_filters(engine: Any) -> Any:
@@ -78,11 +87,14 @@ def sidebar_filters(engine: Any) -> Any:
     doctypes = sb.multiselect("Document type", opts.doctypes, key="f_doctype")
     sources = sb.multiselect("Source", opts.sources, key="f_source", help="Source names from sources.yaml")
     publishers = sb.multiselect("Publisher", opts.publishers, key="f_publisher")
-    lo, hi = opts.first_published, opts.last_published
-    since = sb.date_input("Published from", value=None, min_value=lo, max_value=hi, key="f_since")
-    until = sb.date_input("Published until", value=None, min_value=lo, max_value=hi, key="f_until")
-    as_of = sb.date_input("As of (version date)", value=None, min_value=opts.first_retrieved,
-                          max_value=date.today(), key="f_asof",
+    span = (f"Indexed documents were published {opts.first_published} – {opts.last_published}."
+            if opts.first_published and opts.last_published else None)
+    since = sb.date_input("Published from", value=None, min_value=DATE_FLOOR, max_value=DATE_CEILING,
+                          key="f_since", help=span)
+    until = sb.date_input("Published until", value=None, min_value=DATE_FLOOR, max_value=DATE_CEILING,
+                          key="f_until", help=span)
+    as_of = sb.date_input("As of (version date)", value=None, min_value=DATE_FLOOR, max_value=DATE_CEILING,
+                          key="f_asof",
                           help="Answer from the versions the index held on that day; empty means the latest")
     sb.button("Clear filters", on_click=_clear_filters, width="stretch")
     return Filters(language=",".join(langs) or None, doctype=",".join(doctypes) or None,
@@ -137,10 +149,15 @@ def make_cards(answer: Answer, engine: Any) -> list[Card]:
 
 
 def answer_turn(engine: Any, question: str, filters: Any, status: Any, qlang: str, mode: str = "extractive",
-                settings: Any = None) -> Turn:
-    """Answer one question, reporting the steps to ``status``; generated claims appear as each is verified."""
-    from kb.answer.engine import Progress, answer_question
-    from kb.generate.generator import ask as ask_generated
+                settings: Any = None, history: list[Turn] | None = None) -> Turn:
+    """Answer one question, reporting the steps to ``status``; generated claims appear as each is verified.
+
+    A follow-up ("And when did he testify?") is resolved against the previous turn first, and the
+    question as searched is shown."""
+    from kb.answer.engine import Progress
+    from kb.answer.followup import resolve, searched_display
+    from kb.generate.generator import ask as ask_in_mode
+    from kb.generate.generator import prior_turn
     from kb.generate.grounding import GroundedClaim
 
     stages = [f"Question language: {render.language_label(qlang)}"]
@@ -165,11 +182,15 @@ def answer_turn(engine: Any, question: str, filters: Any, status: Any, qlang: st
 
     t = time.perf_counter()
     status.write(stages[0])
-    if mode == "generated":
-        answer = ask_generated(engine, question, filters=filters, mode="generated", on_claim=on_claim,
-                               on_progress=on_progress, settings=settings)
-    else:
-        answer = answer_question(question, engine, filters=filters, language=qlang, on_progress=on_progress)
+    previous = [prior_turn(turn.answer) for turn in (history or [])[-1:]]
+    resolution = resolve(question, qlang, previous)
+    if resolution.follow_up:
+        stages.append(f"Follow-up: searching for “{searched_display(question, resolution.resolved)}”")
+        status.write(stages[-1])
+        status.update(label=f"Searching for: {searched_display(question, resolution.resolved)}")
+    answer = ask_in_mode(engine, question, filters=filters, mode=mode,
+                         on_claim=on_claim if mode == "generated" else None, on_progress=on_progress,
+                         settings=settings, previous=previous)
     live.empty()
     cards = make_cards(answer, engine)
     seconds = time.perf_counter() - t
@@ -209,6 +230,11 @@ def render_turn_header(turn: Turn) -> None:
                    "is machine-written; every quote is verified verbatim in its source")
     else:
         st.caption(":material/format_quote: Extractive: the answer is made of verbatim quotes")
+    if a.resolved_question:
+        from kb.answer.followup import searched_display
+
+        st.caption(f":material/manage_search: Searching for: "
+                   f"{render.escape_inline(searched_display(a.question, a.resolved_question))}")
     summary = render.filters_summary(turn.filters)
     st.caption(f":material/filter_alt: Filters: {summary}" if summary else ":material/filter_alt_off: No filters: all sources, latest versions")
 
@@ -293,17 +319,92 @@ def answer_export_buttons(turn: Turn, engine: Any) -> None:
                                help=f"Download this answer with its sources as {fmt.upper()}")
 
 
+def session_file_name(history: list[Turn], fmt: str, now: datetime | None = None) -> str:
+    """``kb-session-20261203-0915-4q.md``: when it was downloaded and how many questions it holds."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M")
+    return f"kb-session-{stamp}-{len(history)}q.{fmt}"
+
+
 def session_export_button(history: list[Turn], engine: Any) -> None:
+    """Every question of the session, answered or not (an abstention is part of the record)."""
     export = _exporter()
-    answered = [(t.question, t.answer) for t in history if not t.answer.abstained]
-    if export is None or engine is None or not answered:
+    items = [(t.question, t.answer) for t in history]
+    if export is None or engine is None or not items:
         return
     sb = st.sidebar
     fmt = sb.selectbox("Download the conversation as", EXPORT_FORMATS, key="kb-export-fmt",
                        format_func=str.upper)
-    sb.download_button(f"Download {len(answered)} answer(s) ({fmt.upper()})", _export_data(engine, answered, fmt),
-                       file_name=f"conversation.{fmt}", mime=export.MEDIA_TYPES.get(fmt), on_click="ignore",
-                       icon=":material/download:", width="stretch", key="dl-session")
+    unanswered = sum(t.answer.abstained for t in history)
+    label = f"Download {len(items)} question(s) ({fmt.upper()})"
+    sb.download_button(label, _export_data(engine, items, fmt), file_name=session_file_name(history, fmt),
+                       mime=export.MEDIA_TYPES.get(fmt), on_click="ignore", icon=":material/download:",
+                       width="stretch", key="dl-session",
+                       help=f"{len(items) - unanswered} answered, {unanswered} without an answer in the sources")
+
+
+# -- landing --------------------------------------------------------------------------------------
+PENDING_KEY = "kb_pending_question"
+DOCTYPE_LABELS = {"news": "news", "tos": "terms of service", "court": "court documents", "blog": "blog posts",
+                  "summary": "our summaries", "other": "other", "unspecified": "unspecified type"}
+
+
+def _counted(pairs: list[tuple[str, int]], label: Callable[[str], str] = str, top: int = 6) -> str:
+    shown = ", ".join(f"{label(k)} {n}" for k, n in pairs[:top])
+    return shown + (f", {len(pairs) - top} more" if len(pairs) > top else "")
+
+
+@st.cache_data(show_spinner="Finding example questions the sources answer…", max_entries=32, ttl=3600)
+def _examples(generation_key: str, language: str, _engine: Any) -> list[str]:
+    """Example questions for this index generation and reader language, each checked to be answered."""
+    from kb.answer.engine import answer_question
+    from kb.examples import example_questions
+    from kb.listings import list_documents
+
+    def answers(q: str) -> bool:
+        a = answer_question(q, _engine)
+        return not a.abstained and bool(a.citations)
+
+    return example_questions(list_documents(_engine.registry), language, answers)
+
+
+def landing(engine: Any) -> None:
+    """What is indexed, what is missing because sources failed, and example questions to start with."""
+    from kb.examples import reader_language
+    from kb.listings import overview
+
+    reg = engine.registry
+    ov = overview(reg)
+    with st.container(border=True, key="kb-landing"):
+        st.markdown(f"**What is indexed:** {ov.documents} document{'s' if ov.documents != 1 else ''} from "
+                    f"{len(ov.by_publisher)} publisher{'s' if len(ov.by_publisher) != 1 else ''}"
+                    + (f" · newest retrieval {render.escape_inline(ov.newest_retrieval[:16].replace('T', ' '))}"
+                       if ov.newest_retrieval else ""))
+        st.caption(f"By type: {_counted(ov.by_doctype, lambda k: DOCTYPE_LABELS.get(k, k))}")
+        st.caption(f"By language: {_counted(ov.by_language, render.language_label)}")
+        st.caption(f"By publisher: {render.escape_inline(_counted(ov.by_publisher))}")
+        if ov.failed:
+            kinds = _counted(ov.failed_by_doctype, lambda k: DOCTYPE_LABELS.get(k, k))
+            st.warning(f"**{len(ov.failed)} of {ov.sources} sources failed on their last run** ({kinds}): "
+                       "what they hold is not in the index, so answers cannot cite it. The Sources page lists "
+                       "each failure and its reason.", icon=":material/warning:")
+            st.page_link(SOURCES_PAGE, label="See the failed sources and their errors", icon=":material/error:")
+        with st.expander("When the documents were published and retrieved", icon=":material/timeline:"):
+            from kb.changes import timeline_events
+            from ui.charts import timeline_chart
+
+            st.altair_chart(timeline_chart(timeline_events(reg)), width="stretch")
+            st.page_link(CHANGES_PAGE, label="What changed: new documents and versions", icon=":material/update:")
+    language = reader_language(st.context.locale)
+    try:
+        examples = _examples(f"{reg.path}|{reg.generation()}", language, engine)
+    except Exception:  # suggestions are optional; the chat must still open
+        log.exception("example questions failed")
+        examples = []
+    if examples:
+        st.markdown("**Try asking:**")
+        for i, q in enumerate(examples):
+            st.button(q, key=f"kb-example-{i}", on_click=lambda q=q: st.session_state.update({PENDING_KEY: q}),
+                      icon=":material/lightbulb:")
 
 
 # -- page -----------------------------------------------------------------------------------------
@@ -326,8 +427,11 @@ def chat_page() -> None:
     else:
         ready = True
     history: list[Turn] = st.session_state.setdefault("kb_history", [])
+    pending = st.session_state.pop(PENDING_KEY, None)
+    if ready and not history and not pending:
+        landing(engine)
     render_history(history, engine)
-    question = st.chat_input("Ask in any language…", disabled=not ready, max_chars=2000)
+    question = st.chat_input("Ask in any language…", disabled=not ready, max_chars=2000) or pending
     if question and ready and question.strip():
         ask(engine, question.strip(), filters, history, mode=mode, settings=settings)
     sidebar_footer(engine)  # last, so the conversation download includes the answer just given
@@ -342,7 +446,8 @@ def ask(engine: Any, question: str, filters: Any, history: list[Turn], mode: str
         qlang = question_language(question)
         status = st.status(f"Searching the index ({render.language_label(qlang)})…", expanded=False)
         try:
-            turn = answer_turn(engine, question, filters, status, qlang, mode=mode, settings=settings)
+            turn = answer_turn(engine, question, filters, status, qlang, mode=mode, settings=settings,
+                               history=history)
         except StoreUnavailable as exc:
             runtime.forget_engine()
             status.update(label="The index became unreachable", state="error")
@@ -378,7 +483,8 @@ def main() -> None:
     """Access check, then the navigation between the chat and the sources page."""
     runtime.require_password()
     pages = [st.Page(chat_page, title="Ask", icon=":material/forum:", url_path="ask", default=True),
-             st.Page(SOURCES_PAGE, title="Sources", icon=":material/library_books:", url_path="sources")]
+             st.Page(SOURCES_PAGE, title="Sources", icon=":material/library_books:", url_path="sources"),
+             st.Page(CHANGES_PAGE, title="What changed", icon=":material/update:", url_path="changes")]
     st.navigation(pages).run()
 
 

@@ -63,6 +63,31 @@ class SourceHealth:
     run_id: str | None = None
     status: str | None = None
     errors: list[dict[str, str]] = field(default_factory=list)
+    doctype: str = ""            # from the source's entry in the sources file ("" when it names none)
+    kind: str = ""               # url | urls | feed | sitemap | path
+
+    @property
+    def failing(self) -> bool:
+        """Its last run failed (and it is still a source)."""
+        return not self.removed and (self.status == "failed" or self.consecutive_failures > 0)
+
+
+@dataclass
+class Overview:
+    """What the landing page says is indexed, and what is missing because sources failed."""
+
+    documents: int = 0
+    by_doctype: list[tuple[str, int]] = field(default_factory=list)
+    by_language: list[tuple[str, int]] = field(default_factory=list)
+    by_publisher: list[tuple[str, int]] = field(default_factory=list)
+    newest_retrieval: str = ""
+    sources: int = 0
+    failed: list[SourceHealth] = field(default_factory=list)
+
+    @property
+    def failed_by_doctype(self) -> list[tuple[str, int]]:
+        """How many failing sources of each document type (most first)."""
+        return _ranked(h.doctype or "unspecified" for h in self.failed)
 
 
 def index_counts(registry: Registry) -> dict[str, int]:
@@ -86,6 +111,24 @@ def filter_options(registry: Registry) -> FilterOptions:
     opts.version_dates = starts
     opts.first_retrieved = starts[0] if starts else None
     return opts
+
+
+def _ranked(values: Any) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].casefold()))
+
+
+def overview(registry: Registry) -> Overview:
+    """Canonical documents with passages by type, language and publisher; the newest retrieval; failing sources."""
+    docs = [d for d in list_documents(registry) if d.chunks > 0]
+    health = [h for h in source_health(registry) if not h.removed]
+    return Overview(documents=len(docs), by_doctype=_ranked(d.doctype for d in docs),
+                    by_language=_ranked(d.language for d in docs),
+                    by_publisher=_ranked(d.publisher or "unknown publisher" for d in docs),
+                    newest_retrieval=max((d.last_retrieved for d in docs), default=""),
+                    sources=len(health), failed=[h for h in health if h.failing])
 
 
 def list_documents(registry: Registry) -> list[DocumentEntry]:
@@ -149,15 +192,25 @@ def version_provenance(registry: Registry, version_id: str) -> dict[str, Any]:
             "content_type": (snap or {}).get("content_type", "")}
 
 
+#: The keys that say what kind of source an entry is (one per entry; see ``ingest/sources.py``).
+SOURCE_KINDS = ("url", "urls", "feed", "sitemap", "path")
+
+
 def source_health(registry: Registry) -> list[SourceHealth]:
     """Every known source with its last run and that run's errors for it."""
     counts = registry.canonical_counts_by_source()
     out: dict[str, SourceHealth] = {}
     for s in registry.sources():
+        try:
+            config = json.loads(s.get("config") or "{}")
+        except json.JSONDecodeError:
+            config = {}
+        config = config if isinstance(config, dict) else {}
         out[s["name"]] = SourceHealth(
             name=s["name"], documents=counts.get(s["name"], 0), last_run=s["last_run"],
             last_success=s["last_success"], consecutive_failures=int(s["consecutive_failures"] or 0),
-            last_error=s["last_error"], removed=bool(s["removed_at"]))
+            last_error=s["last_error"], removed=bool(s["removed_at"]), doctype=str(config.get("doctype") or ""),
+            kind=next((k for k in SOURCE_KINDS if k in config), ""))
     for name, n in counts.items():  # documents of a source the registry has no row for
         out.setdefault(name, SourceHealth(name, n, None, None, 0, None, False))
     for run in registry.runs(limit=50):  # newest first: the first report naming a source wins

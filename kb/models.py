@@ -84,6 +84,7 @@ class Answer:
     model: str | None = None              # "<backend> <model>" when generated
     claims: list[Claim] = field(default_factory=list)
     fallback_reason: str | None = None    # why a requested generation became extractive
+    resolved_question: str | None = None  # a follow-up as searched (the question + carried terms), else None
 
     def to_json(self) -> dict[str, Any]:
         """The ``kb ask --json`` contract (DESIGN.md)."""
@@ -99,4 +100,5 @@ class Answer:
             "model": self.model,
             "claims": [c.to_json() for c in self.claims],
             "fallback_reason": self.fallback_reason,
+            "resolved_question": self.resolved_question,
         }

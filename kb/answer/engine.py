@@ -137,17 +137,20 @@ def question_language(question: str) -> str:
     return detect_question_language(question) or "en"
 
 
-def retrieve_for_answer(question: str, engine: Engine, filters: Filters, top_k: int, qlang: str) -> Retrieval:
+def retrieve_for_answer(question: str, engine: Engine, filters: Filters, top_k: int, qlang: str,
+                        prefer_docs: frozenset[str] = frozenset()) -> Retrieval:
     """The retrieval an answer is built from (extractive or generated: the same passages)."""
-    return engine.retriever.search(question, qlang, filters, top_k=max(top_k, ANSWER_PASSAGES))
+    return engine.retriever.search(question, qlang, filters, top_k=max(top_k, ANSWER_PASSAGES),
+                                   prefer_docs=prefer_docs)
 
 
 def answer_question(question: str, engine: Engine, filters: Filters | None = None, top_k: int = 8,
                     language: str | None = None, on_progress: ProgressCallback | None = None,
-                    retrieval: Retrieval | None = None) -> Answer:
+                    retrieval: Retrieval | None = None, prefer_docs: frozenset[str] = frozenset()) -> Answer:
     """Retrieve (unless ``retrieval`` is given), select sentences, decide whether to abstain, compose and verify.
 
-    ``on_progress`` is called after retrieval (with the ranked passages) and when the answer is done.
+    ``on_progress`` is called after retrieval (with the ranked passages) and when the answer is done;
+    ``prefer_docs`` (a follow-up's previously cited documents) win close retrieval calls.
     """
     filters = filters or Filters()
     report = on_progress or (lambda _p: None)
@@ -156,7 +159,7 @@ def answer_question(question: str, engine: Engine, filters: Filters | None = Non
     qlang = language or question_language(question)
     alang = phrases.answer_language(qlang)
     phr = phrases.phrases(alang)
-    ret = retrieval or retrieve_for_answer(question, engine, filters, top_k, qlang)
+    ret = retrieval or retrieve_for_answer(question, engine, filters, top_k, qlang, prefer_docs)
     if retrieval is None:
         report(Progress("retrieved", time.perf_counter() - t0, ret))
     timings = dict(ret.timings)

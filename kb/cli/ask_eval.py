@@ -70,6 +70,9 @@ def _ask_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("generated", "extractive"),
                    help="generated: an LLM writes the answer, every claim with verified quotes (default when KB_LLM "
                         "names a backend); extractive: verbatim quotes only (default otherwise)")
+    p.add_argument("--conversation", action="store_true",
+                   help="with --batch: the questions are one conversation, so a follow-up (\"And when did he "
+                        "testify?\") is resolved against the question before it (resolved_question in the JSON)")
     add_filter_arguments(p)
 
 
@@ -127,6 +130,8 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--top-k must be 1 or more")
     if args.batch and not args.json:
         raise UsageError("--batch prints JSON lines; add --json")
+    if args.conversation and not args.batch:
+        raise UsageError("--conversation needs --batch FILE with the conversation's questions in order")
     if args.batch and args.batch != "-" and not Path(args.batch).is_file():
         raise UsageError(f"--batch {args.batch}: no such file")
     filters = filters_from_args(args)
@@ -142,10 +147,17 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(format_answer(ans))
         return EXIT_OK
+    from kb.answer.followup import PriorTurn
+    from kb.generate.generator import prior_turn
+
     failed = 0
+    previous: list[PriorTurn] = []
     for q in read_batch(args.batch):
         try:
-            ans = ask(engine, q, filters=filters, top_k=args.top_k, mode=args.mode, settings=settings)
+            ans = ask(engine, q, filters=filters, top_k=args.top_k, mode=args.mode, settings=settings,
+                      previous=previous[-1:])
+            if args.conversation:
+                previous.append(prior_turn(ans))
             print_json(ans.to_json(), indent=None)
         except KBError as exc:
             failed += 1

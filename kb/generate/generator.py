@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from kb.answer import phrases
 from kb.answer.engine import Engine, Progress, ProgressCallback, answer_question, question_language, retrieve_for_answer
+from kb.answer.followup import PriorTurn, Resolution, resolve
 from kb.generate.backends import LLMBackend, LLMError, make_backend
 from kb.generate.claims import ClaimScanner
 from kb.generate.grounding import GroundedClaim, Grounder
@@ -27,15 +28,17 @@ ClaimCallback = Callable[[GroundedClaim], None]
 
 def generate_answer(question: str, engine: Engine, backend: LLMBackend, filters: Filters | None = None,
                     top_k: int = 8, on_claim: ClaimCallback | None = None,
-                    on_progress: ProgressCallback | None = None, context_tokens: int | None = None) -> Answer:
+                    on_progress: ProgressCallback | None = None, context_tokens: int | None = None,
+                    prefer_docs: frozenset[str] = frozenset(), language: str | None = None) -> Answer:
     """An answer whose wording the LLM writes and whose every claim carries verified quotes.
 
-    ``context_tokens`` is the model's window (default: the engine's ``KB_LLM_CONTEXT``)."""
+    ``context_tokens`` is the model's window (default: the engine's ``KB_LLM_CONTEXT``); ``language``
+    the question's (default: detected)."""
     filters = filters or Filters()
     t0 = time.perf_counter()
     question = (question or "").strip()
-    qlang = question_language(question)
-    ret = retrieve_for_answer(question, engine, filters, top_k, qlang)
+    qlang = language or question_language(question)
+    ret = retrieve_for_answer(question, engine, filters, top_k, qlang, prefer_docs)
     (on_progress or (lambda _p: None))(Progress("retrieved", time.perf_counter() - t0, ret))
 
     def fall_back(reason: str) -> Answer:
@@ -120,16 +123,36 @@ def backend_for(settings: Settings) -> LLMBackend | None:
 
 def ask(engine: Engine, question: str, filters: Filters | None = None, top_k: int = 8, mode: str | None = None,
         on_claim: ClaimCallback | None = None, on_progress: ProgressCallback | None = None,
-        settings: Settings | None = None) -> Answer:
+        settings: Settings | None = None, previous: Sequence[PriorTurn] = ()) -> Answer:
     """The answer in the requested mode: ``generated`` when an LLM is configured (default), else extractive.
 
     ``settings`` name the LLM (default: the engine's); engines are shared per index, LLM settings are not."""
     settings = settings or engine.settings
+    question = (question or "").strip()
+    qlang = question_language(question)
+    res = resolve(question, qlang, previous)
     backend = backend_for(settings) if mode != "extractive" else None
     if backend is None:
-        ans = answer_question(question, engine, filters=filters, top_k=top_k, on_progress=on_progress)
+        ans = answer_question(res.resolved, engine, filters=filters, top_k=top_k, on_progress=on_progress,
+                              language=qlang, prefer_docs=res.prefer_docs)
         if mode == "generated":
             ans.fallback_reason = "no LLM is configured (KB_LLM=extractive)"
-        return ans
-    return generate_answer(question, engine, backend, filters=filters, top_k=top_k, on_claim=on_claim,
-                           on_progress=on_progress, context_tokens=settings.llm_context)
+    else:
+        ans = generate_answer(res.resolved, engine, backend, filters=filters, top_k=top_k, on_claim=on_claim,
+                              on_progress=on_progress, context_tokens=settings.llm_context,
+                              prefer_docs=res.prefer_docs, language=qlang)
+    return _as_asked(ans, res)
+
+
+def _as_asked(ans: Answer, res: Resolution) -> Answer:
+    """The answer under the question as asked, with the resolved one beside it for a follow-up."""
+    ans.question = res.question
+    ans.resolved_question = res.resolved if res.follow_up else None
+    return ans
+
+
+def prior_turn(ans: Answer) -> PriorTurn:
+    """What a later follow-up may lean on from this answer: its question as searched and cited documents."""
+    titles = tuple(dict.fromkeys((c.title, c.language) for c in ans.citations if c.title))
+    return PriorTurn(ans.resolved_question or ans.question, ans.question_language,
+                     frozenset(c.doc_id for c in ans.citations), titles)

@@ -54,6 +54,8 @@ MAX_PER_DOC = 2
 
 
 DIVERSITY_DECAY = 0.8
+#: A follow-up question's previously cited documents: their passages' fused score times (1 + this).
+FOLLOW_UP_BOOST = 0.25
 
 
 #: A long-lived retriever (the app, a batch) checks this often whether ingest changed the index.
@@ -164,8 +166,12 @@ class Retriever:
 
     # -- search -------------------------------------------------------------------------------
     def search(self, question: str, language: str = "en", filters: Filters | None = None, top_k: int = 8,
-               candidates: int = CANDIDATES, query_vector: np.ndarray | None = None) -> Retrieval:
-        """Rank passages for a question; ``top_k`` distinct passages, best first."""
+               candidates: int = CANDIDATES, query_vector: np.ndarray | None = None,
+               prefer_docs: frozenset[str] = frozenset()) -> Retrieval:
+        """Rank passages for a question; ``top_k`` distinct passages, best first.
+
+        ``prefer_docs`` (a follow-up question's previously cited documents) raises their passages' fused
+        score by ``FOLLOW_UP_BOOST``: they win close calls, never over a clearly better passage."""
         filters = filters or Filters()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -204,6 +210,11 @@ class Retriever:
         hits = [FusedHit(row=row, fused=score, dense=dense_score.get(row), dense_rank=dense_rank.get(row),
                     bm25=float(lex_scores[row]) if row in lex_rank else None, bm25_rank=lex_rank.get(row))
                 for row, score in fused]
+        if prefer_docs:
+            for h in hits:
+                if cat.rows[h.row]["doc_id"] in prefer_docs:
+                    h.fused *= 1.0 + FOLLOW_UP_BOOST
+            hits.sort(key=lambda h: -h.fused)
         hits = self._dedup(hits, top_k)
         timings["fuse"] = time.perf_counter() - t
         passages = [cat.passage(h.row, h.fused) for h in hits]
