@@ -10,7 +10,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Callable
 
 import streamlit as st
@@ -319,12 +319,6 @@ def answer_export_buttons(turn: Turn, engine: Any) -> None:
                                help=f"Download this answer with its sources as {fmt.upper()}")
 
 
-def session_file_name(history: list[Turn], fmt: str, now: datetime | None = None) -> str:
-    """``kb-session-20261203-0915-4q.md``: when it was downloaded and how many questions it holds."""
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M")
-    return f"kb-session-{stamp}-{len(history)}q.{fmt}"
-
-
 def session_export_button(history: list[Turn], engine: Any) -> None:
     """Every question of the session, answered or not (an abstention is part of the record)."""
     export = _exporter()
@@ -336,7 +330,7 @@ def session_export_button(history: list[Turn], engine: Any) -> None:
                        format_func=str.upper)
     unanswered = sum(t.answer.abstained for t in history)
     label = f"Download {len(items)} question(s) ({fmt.upper()})"
-    sb.download_button(label, _export_data(engine, items, fmt), file_name=session_file_name(history, fmt),
+    sb.download_button(label, _export_data(engine, items, fmt), file_name=runtime.session_file_name(len(history), fmt),
                        mime=export.MEDIA_TYPES.get(fmt), on_click="ignore", icon=":material/download:",
                        width="stretch", key="dl-session",
                        help=f"{len(items) - unanswered} answered, {unanswered} without an answer in the sources")

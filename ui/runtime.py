@@ -10,6 +10,7 @@ import hmac
 import ipaddress
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, NoReturn
 
@@ -240,3 +241,9 @@ def exposed_without_password() -> bool:
     except ValueError:
         return True
 
+
+
+def session_file_name(questions: int, fmt: str, now: datetime | None = None) -> str:
+    """``kb-session-20261203-0915-4q.md``: when the session was downloaded and how many questions it holds."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M")
+    return f"kb-session-{stamp}-{questions}q.{fmt}"

@@ -233,3 +233,89 @@ def test_unexpected_failure_during_a_question_is_reported_in_one_line(indexed: A
     at = ask(indexed, QUESTION)
     assert not at.exception
     assert any("Answering failed (RuntimeError: boom)" in e for e in texts(at.error))
+
+
+# -- the demo briefs with one failing source: landing, examples, follow-ups, filters ------------------
+@pytest.fixture(scope="module")
+def demo_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped demo briefs plus a terms-of-service source on a closed loopback port (it fails)."""
+    from ingest.pipeline import run_ingest
+    from ingest.sources import load_sources
+    from tests.fixtures.settings import make_settings
+
+    root = tmp_path_factory.mktemp("demo")
+    (root / "sources.yaml").write_text(
+        f"sources:\n  - name: demo-briefs\n    path: {ROOT / 'demo' / 'briefs'}\n    exclude: [README.md]\n"
+        f"  - name: offline-terms\n    url: http://127.0.0.1:{free_port()}/terms\n    doctype: tos\n", encoding="utf-8")
+    settings = make_settings(root / "data", allow_private_hosts=True, fetch_retries=0, fetch_timeout=3.0)
+    report = run_ingest(settings, load_sources(root / "sources.yaml"), progress=False)
+    assert report.failed >= 1 and report.to_json()["totals"]["documents_new"] >= 5, report.to_json()
+    return settings.data_dir
+
+
+@pytest.fixture
+def demo(monkeypatch: pytest.MonkeyPatch, demo_index: Path) -> AppTest:
+    use_index(monkeypatch, demo_index)
+    return start()
+
+
+@pytest.mark.slow
+def test_landing_says_what_is_indexed_what_failed_and_offers_answered_examples(demo: AppTest) -> None:
+    md = texts(demo.markdown)
+    assert any(m.startswith("**What is indexed:** 5 documents") for m in md), md
+    captions = texts(demo.caption)
+    assert any(c.startswith("By type:") and "news" in c for c in captions)
+    assert any(c.startswith("By language:") and "Hindi" in c and "Chinese" in c for c in captions)
+    warnings = texts(demo.warning)
+    assert any("1 of 2 sources failed" in w and "terms of service 1" in w for w in warnings), warnings
+    examples = [b for b in demo.button if b.key and b.key.startswith("kb-example-")]
+    assert examples, "example questions drawn from the index"
+    question = examples[0].label
+    examples[0].click().run()
+    assert not demo.exception
+    turn = last_turn(demo)
+    assert turn.question == question and not turn.answer.abstained and turn.answer.citations
+    assert not [b for b in demo.button if b.key and b.key.startswith("kb-example-")], "the landing gives way"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first,follow_up,fact", [
+    ("What did Musk say about distillation in court?", "And when did he testify?", "30 April"),
+    ("मस्क ने अदालत में डिस्टिलेशन के बारे में क्या कहा?", "और उन्होंने कब गवाही दी?", "30 अप्रैल"),
+], ids=["en", "hi"])
+def test_follow_up_is_answered_from_the_first_questions_context(demo: AppTest, first: str, follow_up: str,
+                                                                fact: str) -> None:
+    at = ask(demo, first)
+    cited = {c.doc_id for c in last_turn(at).answer.citations}
+    at = ask(at, follow_up)
+    turn = last_turn(at)
+    assert turn.answer.question == follow_up and turn.answer.resolved_question
+    assert turn.answer.answer_language == ("hi" if fact == "30 अप्रैल" else "en"), "answered in the follow-up's language"
+    assert any(c.startswith(":material/manage_search: Searching for: " + follow_up + " (+ ")
+               for c in texts(at.caption)), texts(at.caption)
+    assert not turn.answer.abstained and {c.doc_id for c in turn.answer.citations} & cited
+    assert fact in " ".join(c.quote for c in turn.answer.citations)
+
+
+@pytest.mark.slow
+def test_clear_filters_clears_them_and_dates_outside_the_corpus_are_accepted(demo: AppTest) -> None:
+    from datetime import date
+
+    demo.multiselect(key="f_lang").set_value(["hi"]).run()
+    demo.date_input(key="f_since").set_value(date(2020, 1, 1)).run()
+    assert not demo.exception and not texts(demo.error)
+    at = ask(demo, "What did Musk say about distillation in court?")
+    assert last_turn(at).filters == {"language": "hi", "since": "2020-01-01"}
+    next(b for b in at.button if b.label == "Clear filters").click().run()
+    assert at.multiselect(key="f_lang").value == [] and at.date_input(key="f_since").value is None
+    at = ask(at, "What did Musk say about distillation in court?")
+    assert last_turn(at).filters == {}
+    assert any("No filters" in c for c in texts(at.caption))
+
+
+def test_session_file_is_named_by_date_and_question_count() -> None:
+    from datetime import datetime
+
+    from ui.runtime import session_file_name
+
+    assert session_file_name(4, "pdf", datetime(2026, 12, 3, 9, 15)) == "kb-session-20261203-0915-4q.pdf"

@@ -75,3 +75,22 @@ def test_index_counts_and_provenance(registry: Registry) -> None:
     assert prov["snapshot_sha"] == "s" * 64 and prov["current"] is False
     assert catalog.version_provenance(registry, "nope") == {}
     assert catalog.recent_runs(registry)[1]["documents_new"] == 2
+
+
+def test_overview_counts_by_type_language_publisher_and_names_failing_sources(registry: Registry) -> None:
+    with raw_connection(registry) as db:
+        db.execute("UPDATE sources SET config=? WHERE name='news'", (json.dumps({"url": "https://a.example", "doctype": "news"}),))
+        db.execute("INSERT INTO sources (name, config, consecutive_failures, last_error) VALUES "
+                   "('court', ?, 2, 'cannot resolve host')", (json.dumps({"urls": ["https://x"], "doctype": "court"}),))
+        db.execute("INSERT INTO sources (name, config, consecutive_failures) VALUES ('terms', ?, 0)",
+                   (json.dumps({"path": "t", "doctype": "tos"}),))
+    ov = catalog.overview(registry)
+    assert ov.documents == 2                      # the folded copy is not counted
+    assert ov.by_doctype == [("news", 1), ("tos", 1)]
+    assert dict(ov.by_language) == {"en": 1, "hi": 1}
+    assert dict(ov.by_publisher) == {"Agency": 1, "Corp, Inc.": 1}
+    assert ov.newest_retrieval.startswith("2026-01-01")
+    assert ov.sources == 3
+    assert sorted(h.name for h in ov.failed) == ["court", "news"]
+    assert dict(ov.failed_by_doctype) == {"court": 1, "news": 1}
+    assert {h.name: h.kind for h in catalog.source_health(registry)} == {"court": "urls", "news": "url", "terms": "path"}
