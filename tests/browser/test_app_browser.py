@@ -269,3 +269,52 @@ def test_concurrent_sessions_all_get_answers(browser, app_url: str) -> None:
     finally:
         for c in contexts:
             c.close()
+
+
+@pytest.mark.slow
+def test_clear_filters_then_the_session_download_holds_every_question(page, app_url: str) -> None:
+    from playwright.sync_api import expect
+
+    open_chat(page, app_url)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.locator('[data-testid="stMultiSelect"]').first.click()
+    page.get_by_role("option", name=re.compile("Hindi")).click()
+    page.keyboard.press("Escape")
+    since = sidebar.locator('[data-testid="stDateInput"]').first      # "Published from": yyyy / mm / dd segments
+    since.locator('[role="spinbutton"]').first.click()
+    page.keyboard.type("20200101")                # before every indexed publication date
+    page.keyboard.press("Tab")
+    page.wait_for_timeout(1500)                   # the rerun that takes the new value
+    ask(page, FILTER_Q)
+    msg = last_answer(page)
+    expect(msg.get_by_text(re.compile(r"Filters: language: hi · published from: 2020-01-01"))).to_be_visible()
+    expect(page.get_by_text("outside allowed range")).to_have_count(0)
+
+    sidebar.get_by_role("button", name="Clear filters").click()
+    expect(sidebar.locator('[data-testid="stMultiSelect"]').first).not_to_contain_text("Hindi")
+    expect(since).not_to_contain_text("2020")
+    ask(page, FILTER_Q)
+    expect(last_answer(page).get_by_text("No filters: all sources, latest versions")).to_be_visible()
+    ask(page, "What was the price of a kilogram of saffron in Madrid in 1850?")   # not in the sources
+    expect(last_answer(page).locator('[data-testid="stAlert"]').first).to_be_visible()
+
+    button = sidebar.get_by_role("button", name=re.compile(r"Download 3 question\(s\)"))
+    expect(button).to_be_visible()
+    with page.expect_download() as info:
+        button.click()
+    download = info.value
+    assert re.fullmatch(r"kb-session-\d{8}-\d{4}-3q\.md", download.suggested_filename), download.suggested_filename
+    text = Path(download.path()).read_text(encoding="utf-8")
+    assert "saffron" in text and text.count(FILTER_Q) >= 2
+
+
+@pytest.mark.slow
+def test_a_follow_up_is_searched_with_the_first_questions_subject(page, app_url: str) -> None:
+    from playwright.sync_api import expect
+
+    open_chat(page, app_url)
+    ask(page, "What do Anthropic's consumer terms say about cancelling a subscription?")
+    ask(page, "And which law governs them?")
+    msg = last_answer(page)
+    expect(msg.get_by_text(re.compile(r"Searching for: And which law governs them\? \(\+ Anthropic"))).to_be_visible()
+    expect(msg.locator(".kb-card mark.kb-quote").filter(has_text="Irish").first).to_be_visible()
