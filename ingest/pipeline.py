@@ -256,7 +256,7 @@ def describe_page(p: Prepared, latest: VersionRow | None, match: dedup.Match | N
     version_id = version_id_for(p.doc_id, sha)
     if version_exists(version_id):  # the text went back to an earlier version
         version_id = version_id_for(p.doc_id, sha, valid_from)
-    doctype = page.doctype if page.doctype in ("news", "tos", "court", "blog") else src.doctype
+    doctype = page.doctype if page.doctype in ("news", "tos", "court", "blog", "summary") else src.doctype
     publisher = src.publisher or page.sitename or urlsplit(url).hostname or ""
     title = page.title or src.title or url
     published = _iso_date(page.date)

@@ -189,7 +189,8 @@ def version_provenance(registry: Registry, version_id: str) -> dict[str, Any]:
     return {"version_id": v.version_id, "snapshot_sha": v.snapshot_sha or "", "text_sha": v.text_sha,
             "retrieved": v.retrieved, "valid_from": v.valid_from, "valid_to": v.valid_to,
             "current": v.valid_to == FOREVER, "snapshot_url": (snap or {}).get("url", ""),
-            "content_type": (snap or {}).get("content_type", "")}
+            "content_type": (snap or {}).get("content_type", ""),
+            "summary_of": [u for u in (v.meta or {}).get("summary_of", []) if isinstance(u, str)]}
 
 
 #: The keys that say what kind of source an entry is (one per entry; see ``ingest/sources.py``).

@@ -170,6 +170,14 @@ def short_hash(sha: str | None, n: int = 12) -> str:
     return sha[:n] if sha else "—"
 
 
+def _host_label(url: str) -> str:
+    """``techcrunch.com`` for a link's label."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or url
+    return host[4:] if host.startswith("www.") else host
+
+
 def card_html(anchor: str, n: int, citation: dict, context: Context | None, provenance: dict) -> str:
     """A citation card: title, publisher/date/language/type, the quote in context, link, provenance."""
     c = citation
@@ -179,12 +187,17 @@ def card_html(anchor: str, n: int, citation: dict, context: Context | None, prov
     body = context_html(context) if context else f'<mark class="kb-quote">{escape_html(c.get("quote", ""))}</mark>'
     url = c.get("url", "")
     target = safe_url(url)
+    summarised = [u for u in provenance.get("summary_of") or [] if safe_url(u)]
     if target and not target.startswith("file:"):
         where = f"Original: {html_link(url, url)}"
     elif target:
-        where = f"Local file: {escape_html(url)}"
+        where = f"Local file: {escape_html(url.rsplit('/', 1)[-1])}"
+    elif summarised:
+        where = f"Our summary, not original reporting (identifier {escape_html(url)})"
     else:
         where = f"Address (not linked): {escape_html(url) or 'none recorded'}"
+    if summarised:
+        where += " · Summary of: " + ", ".join(html_link(_host_label(u), u) for u in summarised)
     prov = (f"Retrieved {escape_html(c.get('retrieved') or provenance.get('retrieved', ''))} · snapshot sha256 "
             f"<code>{escape_html(short_hash(provenance.get('snapshot_sha'), 16))}</code> · version "
             f"<code>{escape_html(short_hash(c.get('version_id'), 16))}</code> · characters "

@@ -702,6 +702,13 @@ def _month_number(name: str) -> int:
     return next(i for full, i in _MONTHS.items() if full.startswith(name[:3]))
 
 
+def summary_of(value: str) -> list[str]:
+    """The http(s) URLs of a ``summary_of:`` front-matter line (the reporting a summary is based on),
+    separated by spaces, commas or semicolons; anything else on the line is ignored."""
+    found = (u.strip().rstrip(".,;") for u in re.split(r"[\s,;]+", value or ""))
+    return list(dict.fromkeys(u for u in found if re.match(r"https?://[^\s/]+\.[^\s]+", u)))
+
+
 def split_front_matter(text: str) -> tuple[dict[str, str], str]:
     """(metadata, body) of a text that begins with one ``---`` … ``---`` block; the first block only."""
     if not text.startswith("---\n"):
@@ -790,6 +797,9 @@ def extract_text(result: FetchResult, path_hint: str | None = None, markdown: bo
         meta["publisher"] = front["publisher"]
     if front.get("date"):
         meta["date_raw"] = front["date"]
+    originals = summary_of(front.get("summary_of", ""))
+    if originals:
+        meta["summary_of"] = originals
     return Page(text=text, title=front.get("title") or _first_line_title(text) or _stem(result, path_hint),
                 author=front.get("author", ""), date=parse_date(front.get("date", "")),
                 sitename=front.get("publisher", ""), url=front.get("url", "") or result.final_url or result.url,

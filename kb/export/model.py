@@ -106,6 +106,8 @@ class SourceEntry:
     valid_from: str
     valid_to: str  # "" for the current version
     effective_date: str = ""
+    #: The original reporting a summary (doctype ``summary``) is based on, from its front matter.
+    summary_of: tuple[str, ...] = ()
 
     @property
     def version_label(self) -> str:
@@ -122,7 +124,7 @@ class SourceEntry:
                 "snapshot_sha256": self.snapshot_sha, "version": self.version_label,
                 "version_number": self.version_number, "version_count": self.version_count,
                 "valid_from": self.valid_from, "valid_to": self.valid_to or None,
-                "effective_date": self.effective_date}
+                "effective_date": self.effective_date, "summary_of": list(self.summary_of)}
 
 
 @dataclass
@@ -252,9 +254,21 @@ def export_meta(settings: Settings, registry: Registry, embedder_id: str | None 
     """Export metadata for an index; the embedder id is read from the store when not given."""
     if not embedder_id:
         embedder_id = _stored_embedder(settings) or settings.embed_model
-    return ExportMeta(created=created or now_iso(), data_dir=str(Path(settings.data_dir).resolve()),
-                      registry=str(Path(registry.path).resolve()), collection=settings.collection,
+    # Named, never located: an export leaves the machine, so it carries the data directory's and the
+    # registry's names, not local absolute paths.
+    return ExportMeta(created=created or now_iso(), data_dir=Path(settings.data_dir).resolve().name,
+                      registry=Path(registry.path).name, collection=settings.collection,
                       store=settings.store_mode, embedder=embedder_id, generation=registry.generation())
+
+
+def display_url(url: str) -> str:
+    """A URL as an export shows it: a local file by its name only (``local file demo-brief.md``), since
+    the absolute path means nothing to a reader and tells them about this machine."""
+    if url.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        return f"local file {Path(unquote(urlsplit(url).path)).name}"
+    return url
 
 
 def _stored_embedder(settings: Settings) -> str | None:
@@ -328,7 +342,8 @@ def _source_entry(registry: Registry, v: Any, ref: int, citation: Citation) -> S
         version_number=number, version_count=max(len(ids), number),
         valid_from=iso_of_epoch(v.valid_from),
         valid_to="" if v.valid_to >= FOREVER else iso_of_epoch(v.valid_to),
-        effective_date=v.effective_date or "")
+        effective_date=v.effective_date or "",
+        summary_of=tuple(u for u in (v.meta or {}).get("summary_of", []) if isinstance(u, str)))
 
 
 def _describe(qi: int, c: Citation) -> str:

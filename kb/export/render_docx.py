@@ -24,7 +24,7 @@ from docx.oxml import OxmlElement, parse_xml
 from docx.oxml.ns import nsdecls, qn
 from docx.shared import Cm, Pt, RGBColor
 
-from kb.export.model import CitedQuote, CitedSummary, split_markers
+from kb.export.model import CitedQuote, CitedSummary, display_url, split_markers
 from kb.export.render_md import citation_heading, quote_facts, source_facts
 from kb.text.language import language_name
 
@@ -166,7 +166,7 @@ def _footnote_parts(qi: int, q: CitedQuote) -> list[tuple[str, str, bool]]:
     return [(f"Question {qi}, citation [{q.n}]: {c.title or q.source.title}, {q.pinpoint.label()}: “", "", False),
             (q.quote, q.quote_language, False),
             (f"” [{language_name(q.quote_language)}, verbatim"
-             + (", not translated" if q.foreign else "") + f"]. Source S{q.source.ref}, {q.source.url}, "
+             + (", not translated" if q.foreign else "") + f"]. Source S{q.source.ref}, {display_url(q.source.url)}, "
              f"retrieved {q.source.retrieved}.", "", True)]
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 
-from kb.export.model import CitedQuote, CitedSummary, SourceEntry
+from kb.export.model import CitedQuote, CitedSummary, SourceEntry, display_url
 from kb.text.language import language_name
 
 DOCTYPES = {"news": "news article", "tos": "terms of service / policy", "court": "court document",
-            "blog": "blog post", "other": "document"}
+            "blog": "blog post", "summary": "summary written by the knowledge-base team (not original reporting)",
+            "other": "document"}
 
 
 def doctype_name(doctype: str) -> str:
@@ -44,7 +45,7 @@ def quote_facts(q: CitedQuote) -> list[str]:
              q.language_note(),
              f"Verified at export: snapshot SHA-256 {q.source.snapshot_sha} re-hashed, text re-extracted and equal to the stored text; quote equals it at these offsets"]
     if c.also_reported_by:
-        others = "; ".join(f"{a.get('publisher') or a.get('title') or ''} {a.get('url', '')}".strip()
+        others = "; ".join(f"{a.get('publisher') or a.get('title') or ''} {display_url(a.get('url', ''))}".strip()
                            for a in c.also_reported_by)
         facts.append(f"Also reported by: {others}")
     return facts
@@ -57,10 +58,13 @@ def source_facts(s: SourceEntry) -> list[tuple[str, str]]:
     if s.effective_date and s.effective_date != s.published:
         rows.append(("Date stated in the document", s.effective_date))
     rows += [("Document type", doctype_name(s.doctype)), ("Language", language_name(s.language)),
-             ("URL", s.url), ("Retrieved", s.retrieved), ("Snapshot SHA-256", s.snapshot_sha),
+             ("URL", display_url(s.url)), ("Retrieved", s.retrieved), ("Snapshot SHA-256", s.snapshot_sha),
              ("Version", f"{s.version_label}; id {s.version_id}; valid from {s.valid_from}"
                          + (f" to {s.valid_to}" if s.valid_to else "")),
              ("Document id", s.doc_id)]
+    if s.summary_of:
+        rows.insert(rows.index(("Document type", doctype_name(s.doctype))) + 1,
+                    ("Summary of", "; ".join(s.summary_of)))
     return rows
 
 

@@ -264,7 +264,7 @@ def test_landing_says_what_is_indexed_what_failed_and_offers_answered_examples(d
     md = texts(demo.markdown)
     assert any(m.startswith("**What is indexed:** 5 documents") for m in md), md
     captions = texts(demo.caption)
-    assert any(c.startswith("By type:") and "news" in c for c in captions)
+    assert any(c.startswith("By type:") and "our summaries 5" in c for c in captions), captions
     assert any(c.startswith("By language:") and "Hindi" in c and "Chinese" in c for c in captions)
     warnings = texts(demo.warning)
     assert any("1 of 2 sources failed" in w and "terms of service 1" in w for w in warnings), warnings

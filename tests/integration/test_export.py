@@ -23,6 +23,7 @@ import pytest
 
 from kb.answer.phrases import compose
 from kb.export import ExportError, render, summarize, write_export
+from kb.export.model import display_url
 from kb.models import Answer, Citation
 from kb.registry import Registry
 from tests.fixtures.registry_db import raw_connection
@@ -127,14 +128,15 @@ def test_markdown_carries_the_same_citations_as_ask_json(files, answers, summary
             assert "\n".join(quote_block(c["quote"])) in md          # verbatim, fenced
             heading = md_escape(f"[{c['n']}] {c['title']},")
             assert f"**{heading}" in md
-            assert md_escape(c["url"]) in md
+            assert md_escape(display_url(c["url"])) in md
             assert md_escape(f"characters {c['start']}–{c['end']} of version {c['version_id']}") in md
     assert md_escape("§3.3(e), para. ") in md
     assert md_escape("not translated (the question is in Hindi (hi)") in md
     for s in summary.sources:
         assert f"**[S{s.ref}]** {md_escape(s.title)}" in md and s.snapshot_sha in md
     assert "Every quote" in md and "verified against the stored snapshot at export time" in md
-    assert summary.meta.data_dir in md
+    assert summary.meta.data_dir in md and "/" not in summary.meta.data_dir
+    assert "file:///" not in md, "a local file is named, never located"
 
 
 # -- JSON -----------------------------------------------------------------------------------------
