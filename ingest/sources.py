@@ -11,7 +11,7 @@ import yaml
 from kb.errors import ConfigError
 
 KINDS = ("url", "urls", "feed", "sitemap", "path")
-DOCTYPES = ("news", "tos", "court", "blog", "other")
+DOCTYPES = ("news", "tos", "court", "blog", "summary", "other")   # summary: written by us about others' reporting
 SOURCE_KEYS = set(KINDS) | {"name", "doctype", "publisher", "language", "refresh", "title", "enabled", "exclude",
                                   "follow_symlinks"}
 DEFAULT_KEYS = {"refresh", "doctype", "language", "publisher"}
