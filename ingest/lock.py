@@ -5,6 +5,7 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from kb.errors import KBError
@@ -50,6 +51,29 @@ def run_lock(settings: Settings, wait: bool = False, timeout: float | None = Non
                 time.sleep(0.5)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def file_lock(path: Path, timeout: float = 30.0) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created when missing), waited for up to ``timeout`` seconds.
+
+    Serialises short read-modify-write steps such as appending to the managed sources file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LockBusy(f"{path} has been locked by another process for {timeout:.0f} s; "
+                                   "try again in a moment") from None
+                time.sleep(0.05)
         yield
     finally:
         os.close(fd)

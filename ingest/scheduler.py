@@ -12,7 +12,8 @@ Runs execute one at a time (a one-thread executor) and each takes the data direc
 (waiting while a manual ``ingest run`` holds it). A second watcher on the same data directory exits
 with a message naming the first one's pid. A failing source, or a run stopped by a full disk or an
 unreachable store, is logged and rescheduled with backoff; the watcher keeps going. The sources file
-is re-read when it changes (an invalid edit keeps the previous sources and is reported).
+and the managed ``sources.added.yaml`` beside it are re-read when they change (an invalid edit keeps
+the previous sources and is reported).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from ingest.lock import LockBusy
 from ingest.pipeline import IngestReport, run_ingest
-from ingest.sources import Source, load_sources
+from ingest.sources import Source, load_all_sources, managed_path
 from kb.errors import KBError
 from kb.registry import Registry
 from kb.settings import Settings
@@ -117,12 +118,13 @@ class Watcher:
     state: dict[str, SourceState] = field(default_factory=dict)
     runs: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
-    _mtime: float = 0.0
+    _mtime: tuple[float, float] = (0.0, 0.0)
+    _managed: set[str] = field(default_factory=set)   # names read from the managed file
     _running: str | None = None            # the source whose run is in progress (its job is paused)
 
     def __post_init__(self) -> None:
         self.sources_file = Path(self.sources_file)
-        self.sources = load_sources(self.sources_file)   # a bad file at start is a ConfigError (exit 2)
+        self.sources = self._load()   # a bad sources file at start is a ConfigError (exit 2)
         self._mtime = self._file_mtime()
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -130,11 +132,27 @@ class Watcher:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
 
     # -- schedule ---------------------------------------------------------------------------
-    def _file_mtime(self) -> float:
-        try:
-            return self.sources_file.stat().st_mtime
-        except OSError:
-            return 0.0
+    def _file_mtime(self) -> tuple[float, float]:
+        """Modification times of the sources file and of the managed file beside it (0 when absent)."""
+        def mtime(p: Path) -> float:
+            try:
+                return p.stat().st_mtime
+            except OSError:
+                return 0.0
+
+        return mtime(self.sources_file), mtime(managed_path(self.sources_file))
+
+    def _load(self) -> list[Source]:
+        """Both sources files. A broken managed file is reported; the user's sources go on, with the managed
+        sources read before it broke (none at start)."""
+        loaded = load_all_sources(self.sources_file)
+        for problem in loaded.problems:
+            self.on_event(WatchEvent("error", problem))
+        if loaded.problems:
+            own = {s.name for s in loaded.sources}
+            return loaded.sources + [s for s in self.sources if s.name in self._managed and s.name not in own]
+        self._managed = {n for n, f in loaded.origin.items() if f != self.sources_file}
+        return loaded.sources
 
     def _rows(self) -> dict[str, dict]:
         reg = Registry(self.settings.registry_path)
@@ -178,7 +196,7 @@ class Watcher:
             return
         self._mtime = mtime
         try:
-            fresh = load_sources(self.sources_file)
+            fresh = self._load()
         except KBError as exc:
             self.on_event(WatchEvent("error", f"{self.sources_file} changed but is invalid, keeping the previous "
                                               f"sources: {exc}"))

@@ -184,3 +184,60 @@ def load_sources(path: Path | str) -> list[Source]:
     except RecursionError as exc:
         raise ConfigError(f"{file}: nested too deeply to read; flatten the lists and mappings") from exc
     return parse_sources(data, file)
+
+
+# -- the managed file: sources added with `python -m ingest add` or the app's Add sources page ----------
+MANAGED_NAME = "sources.added.yaml"
+
+
+def managed_path(path: Path | str) -> Path:
+    """The managed sources file beside the user's sources file (``sources.added.yaml``)."""
+    return Path(path).parent / MANAGED_NAME
+
+
+@dataclass
+class SourceSet:
+    """The sources of the user's file and of the managed file beside it, user's first.
+
+    ``problems`` lists what was wrong with the managed file (its sources are then left out, the user's
+    own still run); ``origin`` maps each source name to the file it came from."""
+
+    sources: list[Source]
+    files: list[Path]
+    origin: dict[str, Path] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def managed_broken(self) -> bool:
+        return bool(self.problems)
+
+
+def load_all_sources(path: Path | str, strict: bool = False) -> SourceSet:
+    """The user's sources file and, when present, the managed ``sources.added.yaml`` beside it.
+
+    A name used in both files is a ``ConfigError`` naming both. A broken managed file never stops the
+    user's own sources: it is reported in ``problems`` and left out (``strict`` raises instead, for
+    commands that must see every source, such as prune and add)."""
+    user = Path(path)
+    own = load_sources(user)
+    managed = managed_path(user)
+    result = SourceSet(sources=list(own), files=[user], origin={s.name: user for s in own})
+    if managed.resolve() == user.resolve() or not managed.exists():
+        return result
+    try:
+        added = load_sources(managed)
+    except ConfigError as exc:
+        if strict:
+            raise
+        result.problems.append(
+            f"the managed sources file {managed} is broken and was skipped ({exc}); your own sources in {user} "
+            f"still run. Fix {managed} or delete it (its documents stay in the index), then run again")
+        return result
+    clash = sorted({s.name for s in added} & set(result.origin))
+    if clash:
+        raise ConfigError(f"source name(s) {', '.join(repr(n) for n in clash)} appear in both {user} and {managed}; "
+                          f"names must be unique across both files: rename or remove one of them")
+    result.files.append(managed)
+    result.sources.extend(added)
+    result.origin.update({s.name: managed for s in added})
+    return result
