@@ -1,4 +1,4 @@
-"""``python -m ingest``: run, status, watch, verify and prune, listed explicitly (``kb.cli.framework``).
+"""``python -m ingest``: run, add, status, watch, verify and prune, listed explicitly (``kb.cli.framework``).
 
 The only place in ingest that prints. The work itself is in plain functions that return data
 (``run_ingest``, ``verify_index``, ``plan_prune``/``prune``, ``ingest.scheduler.Watcher``).
@@ -27,9 +27,8 @@ from kb.times import now_iso
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest sources.yaml once."""
     from ingest.pipeline import run_ingest
-    from ingest.sources import load_sources
 
-    sources = load_sources(args.sources)
+    sources = _load_sources(args.sources)
     unknown = set(args.only or []) - {s.name for s in sources}
     if unknown:
         raise ConfigError(f"--only names unknown source(s) {', '.join(sorted(unknown))}; "
@@ -59,8 +58,22 @@ def _print_summary(report: Any) -> None:
               f"(remove them with `python -m ingest prune`)", file=err)
 
 
-def status_json(settings: Settings) -> dict[str, Any]:
-    """The ``ingest status --json`` object."""
+def source_origins(sources_file: Path | None) -> tuple[dict[str, str], list[str]]:
+    """Which file (``sources.yaml`` or the managed ``sources.added.yaml``) each configured source comes
+    from, and the problems reading them (status works without a sources file)."""
+    from ingest.sources import load_all_sources
+
+    if sources_file is None or not Path(sources_file).exists():
+        return {}, []
+    try:
+        loaded = load_all_sources(sources_file)
+    except ConfigError as exc:
+        return {}, [str(exc)]
+    return {name: str(file) for name, file in loaded.origin.items()}, loaded.problems
+
+
+def status_json(settings: Settings, sources_file: Path | None = None) -> dict[str, Any]:
+    """The ``ingest status --json`` object (each source's ``origin``: the sources file naming it, or null)."""
     if not settings.registry_path.exists():
         raise NoIndex(f"no index in {settings.data_dir} yet; build it with `python -m ingest run`")
     reg = Registry(settings.registry_path, readonly=True)
@@ -77,6 +90,7 @@ def status_json(settings: Settings) -> dict[str, Any]:
     except KBError:
         n_chunks = sum(r["n_chunks"] for r in current)
     per_source = Counter(d["source"] for d in docs)
+    origins, _ = source_origins(sources_file)
     return {
         "documents": len(canonical),
         "versions": reg.canonical_version_count(),
@@ -88,13 +102,16 @@ def status_json(settings: Settings) -> dict[str, Any]:
         "store": store_mode,
         "sources": [{"name": s["name"], "documents": per_source.get(s["name"], 0), "last_run": s["last_run"],
                      "last_success": s["last_success"], "consecutive_failures": s["consecutive_failures"],
-                     "last_error": s["last_error"], "removed": bool(s["removed_at"])} for s in reg.sources()],
+                     "last_error": s["last_error"], "removed": bool(s["removed_at"]),
+                     "origin": origins.get(s["name"])} for s in reg.sources()],
     }
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """What is in the index, last runs and source health."""
-    st = status_json(settings)
+    st = status_json(settings, args.sources)
+    for problem in source_origins(args.sources)[1]:
+        print(f"ingest: warning: {problem}", file=sys.stderr, flush=True)
     if args.json:
         print_json(st)
         return 0
@@ -104,7 +121,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print("doctypes:  " + ", ".join(f"{k} {v}" for k, v in st["by_doctype"].items()))
     for s in st["sources"]:
         health = "ok" if not s["consecutive_failures"] else f"{s['consecutive_failures']} failed run(s)"
-        print(f"  {s['name']:32} {s['documents']:4} docs  last run {s['last_run'] or '-'}  {health}")
+        origin = f"  ({Path(s['origin']).name})" if s["origin"] else ""
+        print(f"  {s['name']:32} {s['documents']:4} docs  last run {s['last_run'] or '-'}  {health}{origin}")
         if s["last_error"]:
             print(f"      last error: {s['last_error']}")
     return 0
@@ -141,6 +159,17 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     return rep.exit_code
 
 
+def _load_sources(path: Path) -> list[Any]:
+    """The sources of ``path`` and of the managed ``sources.added.yaml`` beside it; a broken managed file
+    is reported on stderr and skipped (the user's own sources still run)."""
+    from ingest.sources import load_all_sources
+
+    loaded = load_all_sources(path)
+    for problem in loaded.problems:
+        print(f"ingest: warning: {problem}", file=sys.stderr, flush=True)
+    return loaded.sources
+
+
 def _sources_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sources", type=Path, default=Path("sources.yaml"), help="sources file (default: sources.yaml)")
 
@@ -156,13 +185,14 @@ def _prune_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     """Remove the documents of sources no longer in the sources file; never without --yes or a typed 'yes'."""
-    from ingest.sources import load_sources
+    from ingest.sources import load_all_sources
 
     if not settings.registry_path.exists():
         raise KBError(f"no index in {settings.data_dir} yet; nothing to prune")
     if args.dry_run and args.yes:
         raise ConfigError("--dry-run and --yes contradict each other; choose one")
-    sources = load_sources(args.sources)
+    # strict: with a broken managed file its sources would look removed, and prune would delete them
+    sources = load_all_sources(args.sources, strict=True).sources
     plan = plan_prune(settings, [s.name for s in sources], args.source)
     s = plan.summary()
     out = sys.stderr if args.json else sys.stdout
@@ -236,6 +266,71 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed_runs and (args.max_runs or duration) else 0
 
 
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    from ingest.sources import DOCTYPES
+
+    p.add_argument("inputs", nargs="+", metavar="URL|FILE",
+                   help="http(s) URLs, or local .pdf .docx .html .htm .md .txt files (copied into KB_DATA_DIR/added/)")
+    p.add_argument("--doctype", choices=DOCTYPES, help="document type of the new sources")
+    p.add_argument("--publisher", help="publisher of the new sources (extracted when absent)")
+    p.add_argument("--language", metavar="CODE", help="ISO 639-1 code of the new sources (detected when absent)")
+    p.add_argument("--name", help="source name (one input only; derived from the URL or file name otherwise)")
+    p.add_argument("--feed", action="store_true", help="the URLs are RSS/Atom feeds: every item becomes a document")
+    _sources_argument(p)
+    p.add_argument("--no-run", action="store_true", help="only write the entries; ingest them later")
+    p.add_argument("--json", action="store_true", help="print what was added and the run report as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    """Add URLs, feeds or files to the managed sources.added.yaml, then ingest them (unless --no-run)."""
+    from ingest.add import add_sources, new_names
+    from ingest.pipeline import run_ingest
+    from ingest.sources import managed_path
+
+    results = add_sources(settings, args.sources, args.inputs, doctype=args.doctype, publisher=args.publisher,
+                          language=args.language, name=args.name, feed=args.feed)
+    err = sys.stderr
+    for r in results:
+        print(f"{r.message}" + (f" ({r.kind} {r.target})" if r.status == "added" else f" ({r.input})"),
+              file=err, flush=True)
+    names = new_names(results)
+    report = None
+    if names and not args.no_run:
+        print(f"ingesting {', '.join(names)} …", file=err, flush=True)
+        report = run_ingest(settings, _load_sources(args.sources), only=names, progress=not args.quiet,
+                            sources_file=str(args.sources), wait_for_lock=True)
+    by_name = {s.name: s for s in report.sources} if report else {}
+    out = []
+    for r in results:
+        item: dict[str, Any] = r.to_json()
+        rep = by_name.get(r.name) if r.status == "added" else None
+        if rep is not None:
+            item.update(ingest_status=rep.status,
+                        documents=rep.documents_new + rep.documents_updated + rep.documents_unchanged + rep.duplicates,
+                        documents_new=rep.documents_new, duplicates=rep.duplicates, errors=rep.errors)
+        out.append(item)
+    if args.json:
+        print_json({"sources_file": str(args.sources), "managed_file": str(managed_path(args.sources)),
+                    "results": out, "run": report.to_json() if report else None})
+    else:
+        if report is not None:
+            _print_summary(report)
+        for item in out:
+            if "ingest_status" not in item:
+                continue
+            if item["ingest_status"] == "failed":
+                reasons = "; ".join(e["error"] for e in item["errors"]) or "no document could be ingested"
+                print(f"{item['name']}: failed: {reasons}", file=err)
+            else:
+                print(f"{item['name']}: ingested {item['documents']} document(s)"
+                      + (f", {len(item['errors'])} failed" if item["errors"] else ""), file=err)
+    if report is not None and report.failed:
+        print(f"the entries stay in {managed_path(args.sources)}: the next `python -m ingest run` or `watch` tries "
+              "them again; edit that file to remove one", file=err)
+    return report.exit_code if report else 0
+
+
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     _sources_argument(p)
     p.add_argument("--only", nargs="+", metavar="NAME", help="ingest only these sources")
@@ -245,11 +340,13 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _status_arguments(p: argparse.ArgumentParser) -> None:
+    _sources_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
 
 
 COMMANDS: tuple[Command, ...] = (
     Command("run", "ingest every source once (progress on stderr)", _run_arguments, cmd_run),
+    Command("add", "add URLs, feeds or files to sources.added.yaml and ingest them at once", _add_arguments, cmd_add),
     Command("status", "what is in the index, last runs, source health", _status_arguments, cmd_status),
     Command("watch", "re-ingest each source at its refresh interval until stopped", _watch_arguments, cmd_watch),
     Command("verify", "re-hash every snapshot and stored text; compare registry and store", _verify_arguments,
