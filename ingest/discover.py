@@ -87,7 +87,7 @@ def discover_feed(url: str, settings: Settings) -> list[str]:
     if not parsed.get("version") and not parsed.entries:
         reason = f"served as {result.content_type or 'an unknown type'}: {parsed.get('bozo_exception') or 'no entries'}"
         raise DiscoverError(url, f"{url} is not an RSS or Atom feed ({reason}); check the 'feed' URL in "
-                                 "sources.yaml (use 'sitemap' or 'url' for other pages)")
+                                 "the sources file (use 'sitemap' or 'url' for other pages)")
     links = _dedupe([_entry_link(e, result.final_url) for e in parsed.entries])
     log.info("feed %s: %d items", url, len(links))
     return links
@@ -145,7 +145,7 @@ def discover_sitemap(url: str, settings: Settings) -> list[str]:
         except (FetchError, ValueError, etree.XMLSyntaxError, OSError) as err:
             if current == url:
                 raise DiscoverError(url, f"cannot read the sitemap {url}: {err}; check the 'sitemap' URL in "
-                                         "sources.yaml") from err
+                                         "the sources file") from err
             log.warning("skipping child sitemap %s of %s: %s", current, url, err)
             continue
         if kind != "index":
@@ -192,7 +192,7 @@ def list_folder(path: Path, follow_symlinks: bool = False) -> list[Path]:
                                            ".docx); convert it or point 'path' at another file")
         return [path]
     if not path.is_dir():
-        raise DiscoverError(str(path), f"{path} does not exist; fix 'path' in sources.yaml or create the folder")
+        raise DiscoverError(str(path), f"{path} does not exist; fix 'path' in the sources file or create the folder")
     found: list[Path] = []
     for root, dirs, files in os.walk(path, onerror=lambda err: log.warning("cannot list %s", err)):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))

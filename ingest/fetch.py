@@ -109,16 +109,16 @@ def _check_url(url: str, settings: Settings) -> None:
     """Refuse non-HTTP(S) URLs and, unless allowed, hosts that resolve to non-public addresses."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
-        hint = "use 'path:' in sources.yaml for local files" if parts.scheme.lower() == "file" else \
+        hint = "use 'path:' in the sources file for local files" if parts.scheme.lower() == "file" else \
             "only http:// and https:// URLs can be fetched"
         raise FetchError(url, f"refused to fetch {url!r}: scheme {parts.scheme or '(none)'!r} is not supported; {hint}")
     host = parts.hostname
     if not host:
-        raise FetchError(url, f"{url!r} has no host name; write it as https://host/path in sources.yaml")
+        raise FetchError(url, f"{url!r} has no host name; write it as https://host/path in the sources file")
     try:
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError as err:
-        raise FetchError(url, f"{url!r} has an invalid port ({err}); fix it in sources.yaml") from err
+        raise FetchError(url, f"{url!r} has an invalid port ({err}); fix it in the sources file") from err
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as err:
@@ -304,7 +304,7 @@ def _network_error(url: str, err: Exception, timeout: float) -> FetchError:
         return FetchError(url, f"TLS/certificate error for {url}: {text}; the site's certificate could not be "
                                "verified, so nothing was fetched; check the URL or ask the site owner")
     if isinstance(err, urllib3.exceptions.LocationValueError):
-        return FetchError(url, f"{url!r} is not a valid URL ({text}); fix it in sources.yaml")
+        return FetchError(url, f"{url!r} is not a valid URL ({text}); fix it in the sources file")
     kind = "connection reset" if "reset" in text.lower() or "aborted" in text.lower() else "connection failed"
     return FetchError(url, f"{kind} while fetching {url} ({text}); the server or network dropped the "
                            "connection, try again later", retryable=True)
@@ -318,10 +318,10 @@ def _status_error(url: str, status: int) -> FetchError:
         phrase = "Unknown status"
     label = f"HTTP {status} {phrase} for {url}"
     if status in (404, 410):
-        return FetchError(url, f"{label}: the page is gone; fix or remove the URL in sources.yaml", status=status)
+        return FetchError(url, f"{label}: the page is gone; fix or remove the URL in the sources file", status=status)
     if status in (401, 403, 451):
         return FetchError(url, f"{label}: the server refuses access; check the URL is public or remove it "
-                               "from sources.yaml", status=status)
+                               "from the sources file", status=status)
     if status == 429:
         return FetchError(url, f"{label}: the server is rate-limiting this client; retry later or lower the "
                                "source's refresh frequency", status=status, retryable=True)
@@ -330,8 +330,8 @@ def _status_error(url: str, status: int) -> FetchError:
                                "on the next run)", status=status, retryable=True)
     if 300 <= status < 400:
         return FetchError(url, f"{label}: a redirect without a usable Location header; fix the URL in "
-                               "sources.yaml", status=status)
-    return FetchError(url, f"{label}: the request was rejected; check the URL in sources.yaml", status=status)
+                               "the sources file", status=status)
+    return FetchError(url, f"{label}: the request was rejected; check the URL in the sources file", status=status)
 
 
 def _retry_delay(attempt: int, retry_after: str) -> float:
@@ -452,7 +452,7 @@ def _follow(url: str, headers: dict[str, str], settings: Settings, etag: str | N
         _check_url(current, settings)
         if not _robots_allow(current, settings):
             raise FetchError(url, f"robots.txt of {urlsplit(current).netloc} disallows {current} for user agent "
-                                  f"{settings.user_agent.split('/')[0]!r}; remove the URL from sources.yaml or "
+                                  f"{settings.user_agent.split('/')[0]!r}; remove the URL from the sources file or "
                                   "ask the site owner for permission")
         raw = _request_with_retries(current, headers, settings)
         if raw.status in REDIRECT_STATUSES and raw.headers.get("Location"):
@@ -461,14 +461,14 @@ def _follow(url: str, headers: dict[str, str], settings: Settings, etag: str | N
             if key in seen:
                 chain = " -> ".join(seen + [key])
                 raise FetchError(url, f"redirect loop fetching {url} ({chain}); the site is misconfigured, "
-                                      "fix the URL in sources.yaml or report it to the site owner")
+                                      "fix the URL in the sources file or report it to the site owner")
             seen.append(key)
             continue
         if raw.status == 304 or 200 <= raw.status < 300:
             return _result(url, current, raw, etag, last_modified)
         raise _status_error(current, raw.status)
     raise FetchError(url, f"too many redirects (more than {MAX_REDIRECTS}) fetching {url}; fix the URL in "
-                          "sources.yaml to point at the final page")
+                          "the sources file to point at the final page")
 
 
 def _guess_type(path: Path) -> str:
@@ -483,7 +483,7 @@ def read_file(path: Path, settings: Settings | None = None) -> FetchResult:
     limit = (settings or Settings()).max_bytes
     item = str(path)
     if not path.exists():
-        raise FetchError(item, f"{path} does not exist; fix the 'path' in sources.yaml or restore the file")
+        raise FetchError(item, f"{path} does not exist; fix the 'path' in the sources file or restore the file")
     if not path.is_file():
         raise FetchError(item, f"{path} is not a regular file; point 'path' at a file or a folder of documents")
     stat = path.stat()

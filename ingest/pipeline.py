@@ -154,7 +154,8 @@ def discover(source: Source, settings: Settings) -> list[Item]:
     if source.kind == "path":
         p = Path(source.targets[0])
         if not p.exists():
-            raise FetchError(str(p), f"{p} does not exist; fix 'path' of source {source.name!r} in sources.yaml")
+            raise FetchError(str(p), f"{p} does not exist; fix 'path' of source {source.name!r} in "
+                                     f"{source.file or 'the sources file'} or create it")
         files = list_folder(p, source.follow_symlinks) if p.is_dir() else [p]
         files = [f for f in files if not any(fnmatch(f.name, pat) for pat in source.exclude)]
         return [Item(source, str(f.resolve()), True) for f in files]

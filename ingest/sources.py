@@ -35,6 +35,7 @@ class Source:
     exclude: tuple[str, ...] = ()  # glob patterns of file names to skip in a folder
     follow_symlinks: bool = False  # read symlinks in a folder that point outside it
     config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    file: str = field(default="", compare=False, hash=False)   # the sources file that declares it
 
 
 def parse_duration(value: Any, where: str) -> int:
@@ -104,7 +105,7 @@ def _one_source(entry: Any, index: int, defaults: dict[str, Any], file: Path) ->
                   follow_symlinks=follow,
                   publisher=str(merged.get("publisher") or ""), language=language,
                   refresh_seconds=parse_duration(merged.get("refresh", "6h"), where),
-                  title=str(entry.get("title") or ""), config=dict(entry))
+                  title=str(entry.get("title") or ""), config=dict(entry), file=str(file))
 
 
 def parse_sources(data: Any, file: Path) -> list[Source]:

@@ -77,7 +77,7 @@ def test_a_page_that_is_not_a_feed_says_what_to_do(server: Server, settings: Set
     server.set_route("/plain", page("<html><body><p>No feed here.</p></body></html>"))
     with pytest.raises(DiscoverError, match="is not an RSS or Atom feed") as info:
         discover_feed(server.url("/plain"), settings)
-    assert "'feed' URL in sources.yaml" in str(info.value) and info.value.item == server.url("/plain")
+    assert "'feed' URL in the sources file" in str(info.value) and info.value.item == server.url("/plain")
 
 
 def test_missing_feed_is_a_fetch_error(server: Server, settings: Settings) -> None:
@@ -128,7 +128,7 @@ def test_a_page_that_is_not_a_sitemap_says_what_to_do(server: Server, settings: 
     server.set_route("/notmap", page("<html><body><p>hello</p></body></html>"))
     with pytest.raises(DiscoverError, match="cannot read the sitemap") as info:
         discover_sitemap(server.url("/notmap"), settings)
-    assert "<urlset>" in str(info.value) and "'sitemap' URL in sources.yaml" in str(info.value)
+    assert "<urlset>" in str(info.value) and "'sitemap' URL in the sources file" in str(info.value)
 
 
 def test_sitemap_entities_are_not_expanded(server: Server, settings: Settings) -> None:
@@ -154,7 +154,7 @@ def test_list_folder_on_a_file_or_missing_path(tmp_path: Path) -> None:
     doc = tmp_path / "one.pdf"
     doc.write_bytes(b"%PDF-1.4")
     assert list_folder(doc) == [doc]
-    with pytest.raises(DiscoverError, match="does not exist; fix 'path' in sources.yaml"):
+    with pytest.raises(DiscoverError, match="does not exist; fix 'path' in the sources file"):
         list_folder(tmp_path / "missing")
     odd = tmp_path / "sheet.xlsx"
     odd.write_bytes(b"x")

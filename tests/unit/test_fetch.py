@@ -103,7 +103,7 @@ def test_retries_back_off_exponentially(server: Server, settings: Settings, monk
 # -- HTTP failures -------------------------------------------------------------------------------
 def test_404_says_the_page_is_gone_and_what_to_do(server: Server, settings: Settings) -> None:
     err = _error(server.url("/missing"), settings)
-    assert "HTTP 404 Not Found" in str(err) and "fix or remove the URL in sources.yaml" in str(err)
+    assert "HTTP 404 Not Found" in str(err) and "fix or remove the URL in the sources file" in str(err)
     assert err.status == 404 and not err.retryable
 
 

@@ -104,3 +104,15 @@ def test_a_few_aliases_still_work(tmp_path) -> None:
                     "    publisher: *pub\n"
                     "  - name: b\n    url: https://example.org/b\n    publisher: *pub\n", encoding="utf-8")
     assert [s.publisher for s in load_sources(path)] == ["Agency", "Agency"]
+
+
+def test_a_missing_path_names_the_sources_file_that_declares_it(tmp_path: Path) -> None:
+    from ingest.pipeline import discover
+    from kb.settings import Settings
+
+    other = tmp_path / "newsroom-sources.yml"
+    other.write_text(f"sources:\n  - name: gone\n    path: {tmp_path / 'nowhere'}\n", encoding="utf-8")
+    (src,) = load_sources(other)
+    with pytest.raises(Exception) as info:
+        discover(src, Settings(data_dir=tmp_path / "data"))
+    assert str(other) in str(info.value) and "sources.yaml" not in str(info.value)
