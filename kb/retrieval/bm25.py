@@ -1,4 +1,8 @@
 """BM25 over the chunk catalogue (bm25s), tokenised per chunk language, cached on disk per index state.
+
+The cached index is memory-mapped (``bm25s`` ``mmap=True``): app processes on one machine share its
+pages through the OS page cache instead of each holding a private copy, and loading it reads no more
+than the vocabulary up front.
 """
 from __future__ import annotations
 
@@ -39,14 +43,17 @@ class BM25Index:
         if path and (path / "ids.json").exists():
             try:
                 if json.loads((path / "ids.json").read_text(encoding="utf-8")) == ids:
-                    self.model = bm25s.BM25.load(str(path), load_corpus=False, show_progress=False)
+                    self.model = bm25s.BM25.load(str(path), load_corpus=False, mmap=True, show_progress=False)
             except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt
                 log.warning("BM25 cache %s unreadable (%s); rebuilding", path, exc)
                 self.model = None
         if self.model is None:
             self.model = self._build(catalog)
-            if path and ids:
-                self._save(path, ids)
+            if path and ids and self._save(path, ids):
+                try:   # the saved copy, memory-mapped, replaces the private one just built
+                    self.model = bm25s.BM25.load(str(path), load_corpus=False, mmap=True, show_progress=False)
+                except Exception as exc:  # noqa: BLE001 - keep the built index
+                    log.warning("BM25 cache %s could not be memory-mapped (%s)", path, exc)
         self.n_docs = len(ids)
         self._rows: tuple[np.ndarray, np.ndarray] | None = None
         # An index with no indexed chunk yet (the first ingest is running) has no BM25 matrix at all.
@@ -71,7 +78,8 @@ class BM25Index:
             model.index(corpus, show_progress=False)
         return model
 
-    def _save(self, path: Path, ids: list[str]) -> None:
+    def _save(self, path: Path, ids: list[str]) -> bool:
+        """Write the index to ``path`` (atomically, by rename); False when the data dir is not writable."""
         try:
             tmp = path.with_name(path.name + f".tmp{threading.get_ident()}")
             shutil.rmtree(tmp, ignore_errors=True)
@@ -83,9 +91,11 @@ class BM25Index:
             tmp.rename(path)
             for old in path.parent.iterdir():  # keep only the current index
                 if old.name != path.name and not old.name.startswith(path.name + ".tmp"):
-                    shutil.rmtree(old, ignore_errors=True)
+                    shutil.rmtree(old, ignore_errors=True)   # a process still mapping it keeps its pages
+            return True
         except OSError as exc:  # a read-only data dir still answers, just without the cache
             log.warning("cannot cache the BM25 index in %s: %s", path, exc)
+            return False
 
     def row_tokens(self, row: int) -> frozenset[int]:
         """The distinct token ids of one catalogue row (from a row-major copy of the index, built once)."""

@@ -103,3 +103,22 @@ def test_bm25_over_an_index_with_no_indexed_chunk_yet() -> None:
     bm25 = BM25Index(ChunkCatalogue([]), None, 0)
     assert bm25.scores(["court"]).shape == (0,)
     assert bm25.idf("court") == 0.0
+
+
+def test_bm25_cache_is_memory_mapped_and_scores_like_the_built_index(tmp_path) -> None:
+    """The on-disk index is shared by processes through mmap; its scores equal a fresh build's."""
+    from kb.retrieval.bm25 import BM25Index
+
+    base = dict(start=0, end=10, retrieved="2026-01-01T00:00:00Z", url="u", valid_from=0, valid_to=FOREVER,
+                published="", source="s", publisher="P", doctype="tos", language="en", doc_language="en")
+    rows = [dict(base, chunk_id=f"v{i}-0000", version_id=f"v{i}", doc_id=f"d{i}", title=f"Title {i}", text=t)
+            for i, t in enumerate(["the court denied the motion", "distillation of models is forbidden",
+                                   "the court granted summary judgment in part"])]
+    cat = ChunkCatalogue(rows)
+    fresh = BM25Index(cat, None, 1)
+    first = BM25Index(cat, tmp_path / "bm25", 1)      # builds, saves, then maps the saved copy
+    again = BM25Index(cat, tmp_path / "bm25", 1)      # loads the cache
+    for idx in (first, again):
+        assert isinstance(idx.model.scores["data"], np.memmap)
+        assert np.allclose(idx.scores(["court", "motion"]), fresh.scores(["court", "motion"]))
+        assert idx.idf("court") == fresh.idf("court") > 0
