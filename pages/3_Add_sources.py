@@ -31,7 +31,8 @@ st.set_page_config(page_title="Add sources · Knowledge base", page_icon="🔗",
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES_ENV = "KB_SOURCES_FILE"
 UPLOAD_TYPES = ["pdf", "docx", "html", "htm", "md", "txt"]
-DOCTYPES = ["news", "tos", "court", "blog", "other"]
+#: ``ingest.sources.DOCTYPES`` (pages do not import ingest; a test keeps the two equal, the command validates).
+DOCTYPES = ["news", "tos", "court", "blog", "summary", "other"]
 POLL_SECONDS = 1.0
 #: Longest an add may run before the page stops waiting for it (seconds).
 JOB_TIMEOUT = 30 * 60

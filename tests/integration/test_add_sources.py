@@ -127,6 +127,24 @@ def test_run_with_a_broken_managed_file_reports_it_and_ingests_the_users_sources
 
 
 # -- the Add sources page ---------------------------------------------------------------------------------
+def press_add_and_wait(at) -> None:
+    """Press Add, then re-run the page (as its one-second poll does) until the background add reports."""
+    def done() -> bool:
+        return "add-result" in at.session_state and "add-job" not in at.session_state
+
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    deadline = time.monotonic() + TIMEOUT
+    shown: list[str] = []
+    while not done() and time.monotonic() < deadline:
+        shown += [t.value for t in at.text]
+        time.sleep(1)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    assert done(), "the add did not finish in time"
+    assert any("starting" in t or "added" in t or "ingesting" in t for t in shown), "progress is shown while it runs"
+
+
 def test_add_sources_page_adds_a_url_and_reports_it_ingested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
 
@@ -143,19 +161,22 @@ def test_add_sources_page_adds_a_url_and_reports_it_ingested(tmp_path: Path, mon
         assert not at.exception, [e.value for e in at.exception]
         at.text_area(key="add-urls").input(url)
         at.selectbox(key="add-doctype").select("news")
-        at.button[0].click().run()
-        assert not at.exception, [e.value for e in at.exception]
-        deadline = time.monotonic() + TIMEOUT
-        while "add-result" not in at.session_state and time.monotonic() < deadline:
-            time.sleep(1)
-            at.run()
-            assert not at.exception, [e.value for e in at.exception]
-    assert "add-result" in at.session_state, "the add did not finish in time"
-    rows = at.dataframe[0].value.to_dict("records")
-    assert rows == [{"input": url, "source name": "127.0.0.1-" + url.split(":")[2].split("/")[0] + "-page",
-                     "result": "ingested 1 document(s)"}]
-    assert any("Ingested 1 new source" in html.unescape(s.value) for s in at.success)
+        press_add_and_wait(at)
+        rows = at.dataframe[0].value.to_dict("records")
+        assert rows == [{"input": url, "source name": "127.0.0.1-" + url.split(":")[2].split("/")[0] + "-page",
+                         "result": "ingested 1 document(s)"}]
+        assert any("Ingested 1 new source" in html.unescape(s.value) for s in at.success)
+
+        # an uploaded file, and the same URL again
+        at.text_area(key="add-urls").input(url)
+        at.file_uploader(key="add-files").upload("ferry-notes.md", NOTES.encode(), "text/markdown")
+        press_add_and_wait(at)
+        again = at.dataframe[0].value.to_dict("records")
+        assert again[0] == {"input": url, "source name": rows[0]["source name"],
+                            "result": f"already a source: {rows[0]['source name']}"}
+        assert again[1] == {"input": "ferry-notes.md", "source name": "ferry-notes", "result": "ingested 1 document(s)"}
     assert not list((tmp_path / "data" / "uploads-tmp").glob("job-*")), "the job folder is cleaned up"
+    assert [p.name for p in (tmp_path / "data" / "added").glob("*/*")] == ["ferry-notes.md"]
 
     sources_page = AppTest.from_file(str(ROOT / "pages" / "1_Sources.py"), default_timeout=60)
     sources_page.run()

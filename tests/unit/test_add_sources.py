@@ -188,3 +188,29 @@ def test_two_adds_in_two_processes_both_land(user_file: Path, tmp_path: Path) ->
     urls = {e["url"] for e in managed_entries(user_file)}
     assert urls == {f"https://example.org/{who}/{i}" for who in "ab" for i in range(25)}
     assert len(load_all_sources(user_file).sources) == 51
+
+
+def test_prune_refuses_while_the_managed_file_is_broken(user_file: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from ingest.cli import main
+    from kb.registry import Registry
+
+    Registry(tmp_path / "data" / "registry.sqlite").close()
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
+    managed_path(user_file).write_text("sources: [\n")
+    assert main(["prune", "--sources", str(user_file), "--dry-run"]) == 2
+    assert MANAGED_NAME in capsys.readouterr().err
+    managed_path(user_file).unlink()
+    assert main(["prune", "--sources", str(user_file), "--dry-run"]) == 0
+
+
+def test_the_add_page_offers_the_document_types_of_the_sources_file() -> None:
+    import ast
+
+    from ingest.sources import DOCTYPES
+
+    tree = ast.parse((ROOT / "pages" / "3_Add_sources.py").read_text(encoding="utf-8"))
+    [value] = [n.value for n in tree.body if isinstance(n, ast.Assign)
+               and any(getattr(t, "id", "") == "DOCTYPES" for t in n.targets)]
+    assert ast.literal_eval(value) == list(DOCTYPES)
