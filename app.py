@@ -27,6 +27,7 @@ log = logging.getLogger("kb.app")
 STREAM_DELAY = float(os.environ.get("KB_APP_STREAM_DELAY", "0.03"))
 SOURCES_PAGE = "pages/1_Sources.py"
 CHANGES_PAGE = "pages/2_Changes.py"
+ADD_PAGE = "pages/3_Add_sources.py"
 MULTI_KEYS = ("f_lang", "f_doctype", "f_source", "f_publisher")
 FILTER_KEYS = (*MULTI_KEYS, "f_since", "f_until", "f_asof")
 
@@ -127,6 +128,7 @@ def sidebar_footer(engine: Any) -> None:
         sb.caption(f"{c['documents']} documents · {c['versions']} versions · {c['chunks']} passages · "
                    f"{c['duplicates']} duplicates · store {engine.settings.store_mode}")
     sb.page_link(SOURCES_PAGE, label="Sources and documents", icon=":material/library_books:")
+    sb.page_link(ADD_PAGE, label="Add a URL, feed or file", icon=":material/add_link:")
     if st.session_state.get("kb_history"):
         sb.button("Clear conversation", on_click=lambda: st.session_state.pop("kb_history", None),
                   width="stretch")
@@ -478,7 +480,8 @@ def main() -> None:
     runtime.require_password()
     pages = [st.Page(chat_page, title="Ask", icon=":material/forum:", url_path="ask", default=True),
              st.Page(SOURCES_PAGE, title="Sources", icon=":material/library_books:", url_path="sources"),
-             st.Page(CHANGES_PAGE, title="What changed", icon=":material/update:", url_path="changes")]
+             st.Page(CHANGES_PAGE, title="What changed", icon=":material/update:", url_path="changes"),
+             st.Page(ADD_PAGE, title="Add sources", icon=":material/add_link:", url_path="add")]
     st.navigation(pages).run()
 
 

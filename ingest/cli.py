@@ -171,7 +171,17 @@ def _load_sources(path: Path) -> list[Any]:
 
 
 def _sources_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sources", type=Path, default=Path("sources.yaml"), help="sources file (default: sources.yaml)")
+    p.add_argument("--sources", type=Path, default=None,
+                   help="sources file (default: KB_SOURCES_FILE, else sources.yaml)")
+
+
+def _sourced(run: Any) -> Any:
+    """A command whose ``--sources`` defaults to the ``KB_SOURCES_FILE`` setting."""
+    def with_sources(args: argparse.Namespace, settings: Settings) -> int:
+        if getattr(args, "sources", None) is None:
+            args.sources = settings.sources_file
+        return int(run(args, settings))
+    return with_sources
 
 
 def _prune_arguments(p: argparse.ArgumentParser) -> None:
@@ -345,13 +355,16 @@ def _status_arguments(p: argparse.ArgumentParser) -> None:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("run", "ingest every source once (progress on stderr)", _run_arguments, cmd_run),
-    Command("add", "add URLs, feeds or files to sources.added.yaml and ingest them at once", _add_arguments, cmd_add),
-    Command("status", "what is in the index, last runs, source health", _status_arguments, cmd_status),
-    Command("watch", "re-ingest each source at its refresh interval until stopped", _watch_arguments, cmd_watch),
+    Command("run", "ingest every source once (progress on stderr)", _run_arguments, _sourced(cmd_run)),
+    Command("add", "add URLs, feeds or files to sources.added.yaml and ingest them at once", _add_arguments,
+            _sourced(cmd_add)),
+    Command("status", "what is in the index, last runs, source health", _status_arguments, _sourced(cmd_status)),
+    Command("watch", "re-ingest each source at its refresh interval until stopped", _watch_arguments,
+            _sourced(cmd_watch)),
     Command("verify", "re-hash every snapshot and stored text; compare registry and store", _verify_arguments,
             cmd_verify),
-    Command("prune", "delete sources no longer in the sources file (explicit: --yes)", _prune_arguments, cmd_prune),
+    Command("prune", "delete sources no longer in the sources file (explicit: --yes)", _prune_arguments,
+            _sourced(cmd_prune)),
 )
 DESCRIPTION = ("Fetch, extract, deduplicate, chunk and embed the sources of sources.yaml into the knowledge base. "
                "Settings come from KB_* environment variables (see README).")

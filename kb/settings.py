@@ -35,6 +35,7 @@ class Settings:
     fetch_retries: int = 2
     max_bytes: int = 20 * 1024 * 1024
     app_password: str | None = field(default=None, repr=False)
+    sources_file: Path = Path("sources.yaml")
 
     @property
     def registry_path(self) -> Path:
@@ -173,6 +174,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KB_FETCH_RETRIES", "fetch_retries", _count, "2", "retries with backoff on timeouts, resets and 5xx"),
     Variable("KB_MAX_BYTES", "max_bytes", _positive_int, "20971520", "largest page or file accepted, in bytes"),
     Variable("KB_APP_PASSWORD", "app_password", _text, "a long passphrase", "password for the Streamlit app"),
+    Variable("KB_SOURCES_FILE", "sources_file", _path, "sources.yaml",
+             "the sources file of the ingest commands (--sources overrides) and the app's Add sources page"),
 )
 
 _FIELDS = {f.name for f in fields(Settings)}

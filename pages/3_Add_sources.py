@@ -29,7 +29,6 @@ from ui import render, runtime
 st.set_page_config(page_title="Add sources · Knowledge base", page_icon="🔗", layout="wide")
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES_ENV = "KB_SOURCES_FILE"
 UPLOAD_TYPES = ["pdf", "docx", "html", "htm", "md", "txt"]
 #: ``ingest.sources.DOCTYPES`` (pages do not import ingest; a test keeps the two equal, the command validates).
 DOCTYPES = ["news", "tos", "court", "blog", "summary", "other"]
@@ -60,7 +59,7 @@ class Job:
 
 def sources_file() -> Path:
     """The user's sources file (``KB_SOURCES_FILE``, relative to the project; default ``sources.yaml``)."""
-    p = Path(os.environ.get(SOURCES_ENV) or "sources.yaml").expanduser()
+    p = Path(runtime.settings_or_stop().sources_file).expanduser()
     return p if p.is_absolute() else ROOT / p
 
 

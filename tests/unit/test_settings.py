@@ -34,6 +34,7 @@ GOOD: dict[str, tuple[str, Any]] = {
     "KB_FETCH_RETRIES": ("0", 0),
     "KB_MAX_BYTES": ("1048576", 1048576),
     "KB_APP_PASSWORD": ("correct horse battery", "correct horse battery"),
+    "KB_SOURCES_FILE": ("/srv/kb/newsroom.yaml", Path("/srv/kb/newsroom.yaml")),
 }
 
 BAD = [
