@@ -41,12 +41,16 @@ def generate_answer(question: str, engine: Engine, backend: LLMBackend, filters:
     ret = retrieve_for_answer(question, engine, filters, top_k, qlang, prefer_docs)
     (on_progress or (lambda _p: None))(Progress("retrieved", time.perf_counter() - t0, ret))
 
+    seen = deltas = 0                  # claims parsed and stream deltas received, also on a fallback
+    t_gen = time.perf_counter()
+
     def fall_back(reason: str) -> Answer:
         log.warning("generated answer fell back to extractive: %s", reason)
         ans = answer_question(question, engine, filters=filters, top_k=top_k, language=qlang,
                               on_progress=on_progress, retrieval=ret)
         ans.fallback_reason = reason
-        ans.timings["total"] = time.perf_counter() - t0
+        ans.timings.update(total=time.perf_counter() - t0, claims_seen=float(seen), claims_dropped=float(seen),
+                           deltas=float(deltas), generate=time.perf_counter() - t_gen if deltas else 0.0)
         return ans
 
     passages = ret.passages[:top_k]
@@ -57,8 +61,6 @@ def generate_answer(question: str, engine: Engine, backend: LLMBackend, filters:
                         engine.embedder.embed_passages)
     scanner = ClaimScanner()
     kept: list[GroundedClaim] = []
-    seen = 0
-    deltas = 0
     t_gen = time.perf_counter()
     first: float | None = None
     try:
