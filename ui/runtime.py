@@ -16,7 +16,7 @@ from typing import Any, Callable, NoReturn
 
 import streamlit as st
 
-from kb.errors import ConfigError, EmbedderMismatch, EmbedderUnavailable, KBError, StoreUnavailable
+from kb.errors import ConfigError, EmbedderMismatch, EmbedderUnavailable, EmbedServerError, KBError, StoreUnavailable
 from kb.registry import Registry
 from kb.settings import Settings, load_settings
 
@@ -112,6 +112,9 @@ def store_reachable(engine: Any) -> bool:
 # -- notices --------------------------------------------------------------------------------------
 def fix_for(exc: BaseException, settings: Settings) -> tuple[str, str]:
     """A title and the command that fixes a failure to open the index."""
+    if isinstance(exc, EmbedServerError):   # the message (shown above the command) says what to change
+        return "The embeddings server does not answer as expected", \
+            f"# fix the server at {settings.embed_url} or the KB_EMBED_* settings, then reload this page"
     if isinstance(exc, (EmbedderMismatch, EmbedderUnavailable)):
         return "The embedding model does not match the index", \
             f"KB_EMBED_MODEL=<the model that built it> streamlit run app.py   # or re-ingest: {INGEST_COMMAND}"

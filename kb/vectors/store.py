@@ -134,9 +134,15 @@ class Store:
         """Refuse to mix vectors of two models in one index."""
         built = self.embedder_id
         if built and built != embedder_id:
+            if built.startswith("remote:"):
+                back = f"set KB_EMBED_URL to a server of {built[len('remote:'):]!r} and KB_EMBED_MODEL to that name"
+            elif embedder_id.startswith("remote:"):
+                back = "unset KB_EMBED_URL (and set KB_EMBED_MODEL back)"
+            else:
+                back = "set KB_EMBED_MODEL back"
             raise EmbedderMismatch(
                 f"the index {self.settings.collection!r} was built with {built!r} but the configured embedder is "
-                f"{embedder_id!r}; set KB_EMBED_MODEL back, or use another KB_COLLECTION / KB_DATA_DIR and re-ingest")
+                f"{embedder_id!r}; {back}, or use another KB_COLLECTION / KB_DATA_DIR and re-ingest")
         if not built:
             meta = dict(self.collection.metadata or {})
             meta.pop("hnsw:space", None)

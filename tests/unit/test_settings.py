@@ -23,6 +23,11 @@ GOOD: dict[str, tuple[str, Any]] = {
     "KB_EMBED_MODEL": ("/models/multilingual-e5", "/models/multilingual-e5"),
     "KB_EMBED_THREADS": (" 3 ", 3),
     "KB_EMBED_CACHE": ("/srv/cache/vectors.sqlite", Path("/srv/cache/vectors.sqlite")),
+    "KB_EMBED_URL": (" http://10.0.0.7:8080/v1/ ", "http://10.0.0.7:8080/v1"),
+    "KB_EMBED_API_KEY": ("tei-test-not-a-real-key", "tei-test-not-a-real-key"),
+    "KB_EMBED_BATCH": ("64", 64),
+    "KB_EMBED_CONCURRENCY": (" 4 ", 4),
+    "KB_EMBED_TIMEOUT": ("7.5", 7.5),
     "KB_ALLOW_PRIVATE_HOSTS": ("yes", True),
     "KB_LLM": (" OpenAI-Compatible ", "openai-compatible"),
     "KB_LLM_BASE_URL": ("http://127.0.0.1:8765/v1/", "http://127.0.0.1:8765/v1"),
@@ -54,6 +59,11 @@ BAD = [
     ("KB_LLM_CONTEXT", "0"),
     ("KB_FETCH_RETRIES", "-1"),
     ("KB_MAX_BYTES", "1.5"),
+    ("KB_EMBED_URL", "127.0.0.1:8080/v1"),
+    ("KB_EMBED_BATCH", "0"),
+    ("KB_EMBED_BATCH", "many"),
+    ("KB_EMBED_CONCURRENCY", "0"),
+    ("KB_EMBED_TIMEOUT", "0"),
 ]
 
 VARIABLE = {v.name: v for v in VARIABLES}
@@ -68,6 +78,8 @@ def test_defaults_without_any_variable() -> None:
     assert s.embed_threads >= 1
     assert s.embed_cache is None and s.embed_cache_path == Path("data/embed_cache.sqlite")
     assert s.allow_private_hosts is False and s.app_password is None
+    assert s.embed_url is None and s.embed_api_key is None
+    assert (s.embed_batch, s.embed_concurrency, s.embed_timeout) == (32, 2, 60.0)
     assert (s.fetch_timeout, s.fetch_retries, s.max_bytes) == (20.0, 2, 20 * 1024 * 1024)
 
 
@@ -147,3 +159,9 @@ def test_cli_exits_2_with_one_line_naming_the_variable(args: list[str], tmp_path
     assert "KB_EMBED_THREADS" in lines[0] and "'two'" in lines[0]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "data").exists(), "nothing is written before the settings are checked"
+
+def test_the_embeddings_server_key_is_never_shown() -> None:
+    from kb.settings import SECRET_FIELDS
+
+    s = load_settings({"KB_EMBED_API_KEY": "tei-secret-value"})
+    assert "embed_api_key" in SECRET_FIELDS and "tei-secret-value" not in repr(s)
