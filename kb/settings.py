@@ -41,6 +41,7 @@ class Settings:
     max_bytes: int = 20 * 1024 * 1024
     app_password: str | None = field(default=None, repr=False)
     sources_file: Path = Path("sources.yaml")
+    registry_url: str | None = field(default=None, repr=False)   # holds a password: never printed or logged
 
     @property
     def registry_path(self) -> Path:
@@ -144,6 +145,13 @@ def _http_url(value: str) -> str:
     return v
 
 
+def _registry_url(value: str) -> str:
+    v = value.strip()
+    if not v.startswith(("postgresql://", "postgres://")):
+        raise ValueError("not a postgresql:// URL (unset it for the SQLite file under KB_DATA_DIR)")
+    return v
+
+
 @dataclass(frozen=True)
 class Variable:
     """One environment variable: the field it sets, its parser, an example of a good value, and its help."""
@@ -157,6 +165,8 @@ class Variable:
 
 VARIABLES: tuple[Variable, ...] = (
     Variable("KB_DATA_DIR", "data_dir", _path, "./data", "where the index, registry, snapshots and caches live"),
+    Variable("KB_REGISTRY_URL", "registry_url", _registry_url, "postgresql://kb:secret@db.example:5432/kb",
+             "keep the registry on this PostgreSQL server instead of the SQLite file (snapshots stay in KB_DATA_DIR)"),
     Variable("KB_CHROMA_HOST", "chroma_host", _text, "127.0.0.1", "use a Chroma server instead of the embedded store"),
     Variable("KB_CHROMA_PORT", "chroma_port", _port, "8000", "the Chroma server's port"),
     Variable("KB_COLLECTION", "collection", _collection, "knowledge", "Chroma collection name (3+ characters)"),
@@ -193,7 +203,7 @@ VARIABLES: tuple[Variable, ...] = (
 
 _FIELDS = {f.name for f in fields(Settings)}
 #: Fields whose values are never echoed (errors, logs, JSON, exports).
-SECRET_FIELDS = frozenset({"llm_api_key", "app_password", "embed_api_key"})
+SECRET_FIELDS = frozenset({"llm_api_key", "app_password", "embed_api_key", "registry_url"})
 assert all(v.field in _FIELDS for v in VARIABLES), "every variable sets a Settings field"
 
 

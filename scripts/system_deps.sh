@@ -17,7 +17,8 @@ if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null && sudo -
 else
   echo "system-deps: missing ${missing[*]} (no root or sudo to install them)."
   echo "  chromium: browser tests skip; fonts-noto-*, libpango*, libharfbuzz-subset0, fontconfig: PDF export"
-  echo "  fonts and PDF tests; poppler-utils (pdftotext): PDF text checks skip. Install them with:"
+  echo "  fonts and PDF tests; poppler-utils (pdftotext): PDF text checks skip; postgresql: the registry-on-PostgreSQL"
+  echo "  tests skip. Install them with:"
   echo "  sudo apt-get install -y ${missing[*]}"
   exit 0
 fi

@@ -13,6 +13,9 @@ import pytest
 
 from tests.fixtures.settings import SHARED, make_settings, shared_sources_yaml
 
+#: The throwaway PostgreSQL cluster (``postgres_server``, ``postgres_url``) for the registry-on-PostgreSQL tests.
+pytest_plugins = ["tests.fixtures.postgres"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 

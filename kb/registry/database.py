@@ -7,9 +7,12 @@ finished by the next one without duplicates.
 
 This module is the only place that speaks SQL to the registry's tables: every caller uses a named,
 typed method. The SQL is portable (bound parameters, ``ON CONFLICT`` upserts, ``CASE`` instead of
-boolean arithmetic); what is SQLite's own (the connection, ``PRAGMA``, ``BEGIN IMMEDIATE``, the
-storage-failure messages) sits in ``_SQLite``, the one dialect seam. The schema comes from
-``kb.registry.schema`` as numbered migrations applied on open.
+boolean arithmetic); what belongs to one database sits behind the dialect seam ``_Dialect``:
+``_SQLite`` (the default file under the data directory: ``PRAGMA``, ``BEGIN IMMEDIATE``, the
+storage-failure messages) and ``_Postgres`` (``KB_REGISTRY_URL``: psycopg, ``?`` -> ``%s``, the
+schema's types as BIGINT / DOUBLE PRECISION / BYTEA / ``TEXT COLLATE "C"``, read-only sessions, and
+advisory locks for migrations and for the ingest and watch locks across machines). The schema comes
+from ``kb.registry.schema`` as numbered migrations applied on open, in one transaction.
 """
 from __future__ import annotations
 
@@ -21,19 +24,25 @@ import logging
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from kb.errors import NoIndex, SnapshotError, StoreUnavailable
 from kb.files import write_problem
 from kb.registry.ids import chunk_id_for
 from kb.registry.schema import LATEST, MIGRATIONS
 from kb.times import FOREVER
+
+if TYPE_CHECKING:
+    from kb.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -139,16 +148,67 @@ def _private_copy(path: Path, wal: Path) -> Path:
     return folder / path.name
 
 
-class _SQLite:
-    """The dialect seam: how to connect, begin a write, and recognise a storage failure."""
+class _Dialect:
+    """The dialect seam: how to connect, begin a write, lock, translate SQL and recognise a storage failure."""
 
+    name = ""
+    #: Whether locks taken through the registry hold across machines (a shared database server).
+    shared_locks = False
+    #: What to do when the registry cannot be read.
+    READ_FIX = ""
+
+    @classmethod
+    def errors(cls) -> tuple[Any, Any]:
+        """(any error of the driver, an error of the database rather than of the caller)."""
+        raise NotImplementedError
+
+    @classmethod
+    def connect(cls, target: Any, readonly: bool) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def begin(db: Any) -> None:
+        db.execute("BEGIN")
+
+    @staticmethod
+    def lock_migrations(db: Any) -> None:
+        """Keep a second process from migrating at the same time (inside the migration's transaction)."""
+
+    @staticmethod
+    def ddl(statement: str) -> str:
+        """A schema statement of ``kb.registry.schema`` as this database reads it."""
+        return statement
+
+    @staticmethod
+    def has_table(db: Any, name: str) -> bool:
+        raise NotImplementedError
+
+    @classmethod
+    def is_storage_failure(cls, exc: BaseException) -> bool:
+        return False
+
+    @classmethod
+    def is_read_failure(cls, exc: BaseException) -> bool:
+        """Whether a failed read means the database, not the statement, is at fault."""
+        return cls.is_storage_failure(exc)
+
+
+class _SQLite(_Dialect):
+    """A registry file under the data directory (the default)."""
+
+    name = "sqlite"
     #: Errors that mean the disk or the file, not the statement, is at fault.
     STORAGE_FAILURE = re.compile(r"disk is full|disk I/O error|database is locked|unable to open|readonly database|"
                                  r"no space", re.IGNORECASE)
-    Error = sqlite3.Error
+    READ_FIX = "restore it from a backup, or move it away and rebuild the index with `python -m ingest run`"
 
-    @staticmethod
-    def connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    @classmethod
+    def errors(cls) -> tuple[Any, Any]:
+        return sqlite3.Error, sqlite3.DatabaseError
+
+    @classmethod
+    def connect(cls, target: Any, readonly: bool) -> sqlite3.Connection:
+        path = Path(target)
         if readonly:
             flags = "mode=ro"
             if write_problem(path.parent) is not None:   # a real probe: root passes os.access on a read-only mount
@@ -170,12 +230,200 @@ class _SQLite:
         return db
 
     @staticmethod
-    def begin(db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
+    def begin(db: Any) -> None:
+        db.execute("BEGIN IMMEDIATE")   # also serialises migrators: one writer at a time
+
+    @staticmethod
+    def has_table(db: Any, name: str) -> bool:
+        return bool(db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchall())
 
     @classmethod
     def is_storage_failure(cls, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.OperationalError) and bool(cls.STORAGE_FAILURE.search(str(exc)))
+
+    @classmethod
+    def is_read_failure(cls, exc: BaseException) -> bool:
+        # "file is not a database" and the like (not OperationalError) are the file's fault too
+        return not isinstance(exc, sqlite3.OperationalError) or cls.is_storage_failure(exc)
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------------------
+def redact_url(url: str) -> str:
+    """A database URL fit to print: the password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _redact_text(text: str, url: str | None) -> str:
+    """``text`` (an error message) without the password of ``url`` in it."""
+    if not url:
+        return text
+    password = urlsplit(url).password
+    text = text.replace(url, redact_url(url))
+    if password:
+        text = text.replace(password, "***").replace(unquote(password), "***")
+    return text
+
+
+def lock_key(name: str) -> int:
+    """The 64-bit advisory-lock key of a lock name (the same on every machine)."""
+    return int.from_bytes(hashlib.sha256(f"kb-registry:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+class _PgRow(tuple):
+    """A result row read like ``sqlite3.Row``: by position, by column name, ``keys()`` and ``dict(row)``."""
+
+    _index: dict[str, int]
+
+    def __new__(cls, values: Sequence[Any], index: dict[str, int]) -> _PgRow:
+        row = super().__new__(cls, values)
+        row._index = index
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+def _pg_row_factory(cursor: Any) -> Any:
+    index = {c.name: i for i, c in enumerate(cursor.description or ())}
+    return lambda values: _PgRow(values, index)
+
+
+@lru_cache(maxsize=512)
+def _pg_sql(sql: str) -> str:
+    """SQLite-flavoured SQL as psycopg sends it: ``?`` -> ``%s`` outside quotes, ``%`` -> ``%%``,
+    ``INSERT OR IGNORE`` -> ``ON CONFLICT DO NOTHING``."""
+    head = sql.lstrip()[:32].upper()
+    if head.startswith("INSERT OR REPLACE"):
+        raise ValueError("INSERT OR REPLACE is SQLite's own: write INSERT ... ON CONFLICT(key) DO UPDATE")
+    if head.startswith("INSERT OR IGNORE"):
+        sql = re.sub(r"(?i)^\s*INSERT\s+OR\s+IGNORE", "INSERT", sql) + " ON CONFLICT DO NOTHING"
+    out: list[str] = []
+    quote = ""
+    for ch in sql:
+        if ch == "%":
+            out.append("%%")
+            continue
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "?":
+            out.append("%s")
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+#: Schema types as PostgreSQL spells them: 64-bit integers (times run past 2038), double precision, bytes,
+#: and text compared byte by byte like SQLite (``COLLATE "C"``: the same ORDER BY on both).
+_PG_TYPES = (
+    (re.compile(r"\bINTEGER PRIMARY KEY( AUTOINCREMENT)?\b"), "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\bTEXT\b"), 'TEXT COLLATE "C"'),
+)
+
+
+class _PgConnection:
+    """A psycopg connection (autocommit; transactions are explicit) with the sqlite3 calls the registry makes."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(_pg_sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = [tuple(r) for r in rows]
+        if rows:
+            with self.conn.cursor() as cur:
+                cur.executemany(_pg_sql(sql), rows)
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _numeric_loader() -> Any:
+    """NUMERIC results (PostgreSQL's SUM of BIGINT) as int when whole, else float, as SQLite returns them."""
+    from psycopg.adapt import Loader
+
+    class NumericLoader(Loader):
+        def load(self, data: Any) -> Any:
+            text = bytes(data).decode()
+            try:
+                return int(text)
+            except ValueError:
+                return float(text)
+
+    return NumericLoader
+
+
+class _Postgres(_Dialect):
+    """A registry on a PostgreSQL server (``KB_REGISTRY_URL``), shared by ingesters and apps on many machines."""
+
+    name = "postgresql"
+    shared_locks = True
+    READ_FIX = "check that the PostgreSQL server of KB_REGISTRY_URL is running and reachable, then try again"
+
+    @staticmethod
+    def _psycopg() -> Any:
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise StoreUnavailable("KB_REGISTRY_URL names a PostgreSQL registry but psycopg is not installed; "
+                                   "install it with `pip install -r requirements.txt`") from exc
+        return psycopg
+
+    @classmethod
+    def errors(cls) -> tuple[Any, Any]:
+        psycopg = cls._psycopg()
+        return psycopg.Error, psycopg.Error
+
+    @classmethod
+    def connect(cls, target: Any, readonly: bool) -> _PgConnection:
+        psycopg = cls._psycopg()
+        who = f"kb {os.getpid()}@{socket.gethostname()}"[:63]   # names a lock's holder (pg_stat_activity)
+        conn = psycopg.connect(str(target), autocommit=True, row_factory=_pg_row_factory, connect_timeout=15,
+                               application_name=who)
+        conn.adapters.register_loader("numeric", _numeric_loader())
+        if readonly:
+            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        return _PgConnection(conn)
+
+    @staticmethod
+    def lock_migrations(db: Any) -> None:
+        db.execute("SELECT pg_advisory_xact_lock(?)", (lock_key("migrate"),))
+
+    @staticmethod
+    def ddl(statement: str) -> str:
+        for pattern, replacement in _PG_TYPES:
+            statement = pattern.sub(replacement, statement)
+        return statement
+
+    @staticmethod
+    def has_table(db: Any, name: str) -> bool:
+        return db.execute("SELECT to_regclass(?)", (name,)).fetchall()[0][0] is not None
+
+    @classmethod
+    def is_storage_failure(cls, exc: BaseException) -> bool:
+        return isinstance(exc, cls._psycopg().OperationalError)   # the server went away, the disk is full, ...
 
 
 def _marks(items: Sequence[Any]) -> str:
@@ -189,25 +437,46 @@ def _parts(items: Sequence[Any]) -> Iterator[list[Any]]:
 
 
 class Registry:
-    """Typed access to the registry database (one connection, thread-safe, reentrant transactions)."""
+    """Typed access to the registry database (one connection, thread-safe, reentrant transactions).
 
-    def __init__(self, path: Path, readonly: bool = False) -> None:
+    ``path`` is the SQLite file (``KB_DATA_DIR/registry.sqlite``); with ``url`` (``KB_REGISTRY_URL``,
+    ``postgresql://…``) the tables are on that PostgreSQL server instead, and ``path`` only places the
+    snapshots, which stay on the filesystem beside it either way."""
+
+    def __init__(self, path: Path, readonly: bool = False, url: str | None = None,
+                 auto_migrate: bool = True) -> None:
         self.path = Path(path)
-        self._dialect = _SQLite
-        if readonly and not self.path.exists():
+        self.url = url or None
+        self._dialect: type[_Dialect] = _Postgres if self.url else _SQLite
+        #: Where the registry is, fit to print (a URL's password is never shown).
+        self.where = redact_url(self.url) if self.url else str(self.path)
+        if readonly and not self.url and not self.path.exists():
             raise NoIndex(f"no index at {self.path.parent} (no registry); build it with `python -m ingest run` "
                           "or point KB_DATA_DIR at an existing index")
+        error, _ = self._dialect.errors()
         try:
-            self._db = self._dialect.connect(self.path, readonly)
-        except self._dialect.Error as exc:
-            raise StoreUnavailable(f"cannot open the registry {self.path}: {exc}") from exc
+            self._db = self._dialect.connect(self.url or self.path, readonly)
+        except error as exc:
+            raise StoreUnavailable(f"cannot open the registry {self.where}: {self._redact(exc)}") from exc
         self._lock = threading.RLock()
         self._depth = 0
-        if not readonly:
+        if readonly and self.url and not self.has_schema():
+            self.close()
+            raise NoIndex(f"no index in the registry {self.where} (no tables yet); build it with "
+                          "`python -m ingest run` or point KB_REGISTRY_URL at an existing registry")
+        if not readonly and auto_migrate:
             self.migrate()
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._dialect.name
 
     def close(self) -> None:
         self._db.close()
+
+    def _redact(self, exc: BaseException) -> str:
+        return _redact_text(str(exc), self.url)
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
@@ -230,21 +499,23 @@ class Registry:
                 if self._db.in_transaction:  # SQLite already rolled back e.g. a COMMIT that hit a full disk
                     self._db.execute("ROLLBACK")
                 if self._dialect.is_storage_failure(exc):
-                    raise StoreUnavailable(f"cannot write the registry {self.path}: {exc}; free disk space or fix "
-                                           "the data directory, then run the same command again") from exc
+                    raise StoreUnavailable(f"cannot write the registry {self.where}: {self._redact(exc)}; free disk "
+                                           "space or fix the data directory, then run the same command again") from exc
                 raise
             finally:
                 self._depth = 0
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of a query, each read by position or column name (``sqlite3.Row`` or the same on PostgreSQL)."""
+        _, database_error = self._dialect.errors()
         with self._lock:
             try:
-                return self._db.execute(sql, params).fetchall()
-            except sqlite3.DatabaseError as exc:
-                if isinstance(exc, sqlite3.OperationalError) and not self._dialect.is_storage_failure(exc):
+                return list(self._db.execute(sql, params).fetchall())
+            except database_error as exc:
+                if not self._dialect.is_read_failure(exc):
                     raise
-                raise StoreUnavailable(f"cannot read the registry {self.path}: {exc}; restore it from a backup, "
-                                       "or move it away and rebuild the index with `python -m ingest run`") from exc
+                raise StoreUnavailable(f"cannot read the registry {self.where}: {self._redact(exc)}; "
+                                       f"{self._dialect.READ_FIX}") from exc
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self._rows(sql, params)
@@ -259,22 +530,65 @@ class Registry:
             self._db.executemany(sql, rows)
 
     def migrate(self) -> list[int]:
-        """Apply the schema migrations this registry lacks; returns the versions applied."""
+        """Apply the schema migrations this registry lacks, in one transaction; returns the versions applied.
+
+        On PostgreSQL a transaction-level advisory lock makes a second migrator wait for the first."""
         applied: list[int] = []
         with self.transaction():
-            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self._dialect.lock_migrations(self._db)
+            self._db.execute(self._dialect.ddl("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"))
             have = int(self.get_meta("schema_version", "0") or 0)
             for m in MIGRATIONS:
                 if m.version > have:
                     for statement in m.statements:
-                        self._db.execute(statement)
+                        self._db.execute(self._dialect.ddl(statement))
                     applied.append(m.version)
             if applied:
                 self.set_meta("schema_version", str(LATEST))
         return applied
 
+    def has_schema(self) -> bool:
+        """Whether the registry's tables exist (a fresh PostgreSQL database, or one opened with
+        ``auto_migrate=False``, has none yet)."""
+        with self._lock:
+            return self._dialect.has_table(self._db, "meta")
+
     def schema_version(self) -> int:
+        """The schema version of the registry (0 before any migration)."""
+        if not self.has_schema():
+            return 0
         return int(self.get_meta("schema_version", "0") or 0)
+
+    # -- locks across machines (PostgreSQL) --------------------------------------------------
+    @property
+    def shared_locks(self) -> bool:
+        """Whether ``try_lock`` is available: a session-level advisory lock on the PostgreSQL server."""
+        return self._dialect.shared_locks
+
+    def try_lock(self, name: str) -> bool:
+        """Take the session-level advisory lock ``name`` on this connection, without waiting; False when another
+        session holds it. Held until ``unlock`` or until the connection ends (``close``, or the process dies)."""
+        self._need_shared_locks()
+        return bool(self._one("SELECT pg_try_advisory_lock(?)", (lock_key(name),)))
+
+    def unlock(self, name: str) -> None:
+        """Release the advisory lock ``name`` taken with ``try_lock``."""
+        self._need_shared_locks()
+        self._one("SELECT pg_advisory_unlock(?)", (lock_key(name),))
+
+    def lock_holder(self, name: str) -> str | None:
+        """Who holds the advisory lock ``name``: ``pid@host`` of the process whose connection has it, if known."""
+        self._need_shared_locks()
+        key = lock_key(name) & 0xFFFFFFFFFFFFFFFF
+        rows = self._rows("SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                          "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                          "AND l.classid::bigint = ? AND l.objid::bigint = ?", (key >> 32, key & 0xFFFFFFFF))
+        name_ = str(rows[0][0] or "") if rows else ""
+        return name_.removeprefix("kb ") or None
+
+    def _need_shared_locks(self) -> None:
+        if not self._dialect.shared_locks:
+            raise NotImplementedError(f"advisory locks need a PostgreSQL registry, not {self.dialect}")
 
     # -- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -292,7 +606,7 @@ class Registry:
     def bump_generation(self) -> None:
         """Tell every reader (BM25 caches, long-lived retrievers) that indexed content changed."""
         self._write("INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE SET "
-                    "value=CAST(CAST(value AS INTEGER) + 1 AS TEXT)")
+                    "value=CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)")
 
     def index_state(self) -> tuple[int, int]:
         """(generation, number of indexed versions): what changes when ingest indexes or supersedes a version."""
@@ -423,7 +737,7 @@ class Registry:
         return [r[0] for r in self._rows("SELECT version_id FROM versions WHERE status='pending' ORDER BY valid_from")]
 
     @staticmethod
-    def _version(r: sqlite3.Row) -> VersionRow:
+    def _version(r: Any) -> VersionRow:
         return VersionRow(r["version_id"], r["doc_id"], r["text_sha"], r["snapshot_sha"], r["retrieved"],
                           r["valid_from"], r["valid_to"], r["title"] or "", r["language"] or "und",
                           r["published"] or "", r["effective_date"] or "", r["status"], r["n_chunks"],
@@ -706,3 +1020,21 @@ class Registry:
     def finish_run(self, run_id: str, finished: str, status: str, report: dict[str, Any]) -> None:
         self._write("UPDATE runs SET finished=?, status=?, report=? WHERE run_id=?",
                     (finished, status, json.dumps(report, ensure_ascii=False), run_id))
+
+
+def open_registry(settings: Settings, readonly: bool = False, auto_migrate: bool = True) -> Registry:
+    """The registry these settings name: PostgreSQL at ``KB_REGISTRY_URL`` when set, else the SQLite file
+    under ``KB_DATA_DIR`` (snapshots are under ``KB_DATA_DIR`` either way)."""
+    return Registry(settings.registry_path, readonly=readonly, url=settings.registry_url, auto_migrate=auto_migrate)
+
+
+def registry_exists(settings: Settings) -> bool:
+    """Whether these settings' registry has been created (the SQLite file exists; the PostgreSQL database has
+    the registry's tables). ``StoreUnavailable`` when the PostgreSQL server cannot be reached."""
+    if not settings.registry_url:
+        return settings.registry_path.exists()
+    reg = Registry(settings.registry_path, url=settings.registry_url, auto_migrate=False)
+    try:
+        return reg.has_schema()
+    finally:
+        reg.close()

@@ -1,5 +1,5 @@
 """The registry: snapshots (content-addressed, verified, thread-safe), writes through its typed methods,
-transactions, and schema migrations."""
+transactions, and schema migrations, on SQLite and on a real PostgreSQL (``tests.fixtures.postgres``)."""
 from __future__ import annotations
 
 import gzip
@@ -17,12 +17,21 @@ from kb.registry.database import DocumentRecord, NewChunk, NewVersion
 from kb.registry.ids import chunk_id_for, text_sha, version_id_for
 from kb.registry.schema import LATEST, MIGRATIONS
 from kb.times import FOREVER
-from tests.fixtures.registry_db import raw_connection, rows
+from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.registry_db import RegistryTarget, index_names, raw_connection, rows
 
 
-def test_same_snapshot_saved_by_many_threads_at_once(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> RegistryTarget:
+    """A registry not created yet: the SQLite file, or an empty PostgreSQL database (snapshots in tmp_path)."""
+    if request.param == "sqlite":
+        return RegistryTarget(tmp_path / "registry.sqlite")
+    return RegistryTarget(tmp_path / "registry.sqlite", request.getfixturevalue("postgres_url"))
+
+
+def test_same_snapshot_saved_by_many_threads_at_once(target: RegistryTarget, tmp_path: Path) -> None:
     """Regression: two items with identical bytes raced on one temp file (FileNotFoundError on rename)."""
-    reg = Registry(tmp_path / "registry.sqlite")
+    reg = target.open()
     for round_ in range(20):
         content = f"the same page served twice, round {round_}".encode() * 200
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -33,8 +42,8 @@ def test_same_snapshot_saved_by_many_threads_at_once(tmp_path: Path) -> None:
     assert not list((tmp_path / "snapshots").rglob("*.tmp"))
 
 
-def test_tampered_snapshot_is_reported(tmp_path: Path) -> None:
-    reg = Registry(tmp_path / "registry.sqlite")
+def test_tampered_snapshot_is_reported(target: RegistryTarget) -> None:
+    reg = target.open()
     sha = reg.save_snapshot(b"original evidence", "http://x/a", "2026-01-01T00:00:00Z")
     reg.verify_snapshot(sha)
     with gzip.open(reg.snapshot_path(sha), "wb") as fh:
@@ -82,8 +91,8 @@ def count(reg: Registry, table: str, where: str = "1=1", params: tuple = ()) -> 
 
 
 @pytest.fixture
-def reg(tmp_path: Path) -> Iterator[Registry]:
-    r = Registry(tmp_path / "registry.sqlite")
+def reg(target: RegistryTarget) -> Iterator[Registry]:
+    r = target.open()
     yield r
     r.close()
 
@@ -221,13 +230,9 @@ def test_record_source_counts_failures_until_a_success(reg: Registry) -> None:
 
 
 # -- schema migrations ------------------------------------------------------------------------------
-def index_names(path: Path) -> set[str]:
-    return {r[0] for r in rows(path, "SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE 'sqlite_%'")}
-
-
-def test_fresh_registry_is_at_the_latest_schema_and_migrate_is_idempotent(tmp_path: Path) -> None:
-    path = tmp_path / "registry.sqlite"
-    reg = Registry(path)
+def test_fresh_registry_is_at_the_latest_schema_and_migrate_is_idempotent(target: RegistryTarget) -> None:
+    path = target
+    reg = target.open()
     assert reg.schema_version() == LATEST == MIGRATIONS[-1].version
     assert reg.get_meta("schema_version") == str(LATEST)
     before = index_names(path)
@@ -235,14 +240,14 @@ def test_fresh_registry_is_at_the_latest_schema_and_migrate_is_idempotent(tmp_pa
     assert reg.migrate() == []
     assert reg.migrate() == []
     reg.close()
-    reopened = Registry(path)
+    reopened = target.open()
     assert reopened.schema_version() == LATEST and reopened.migrate() == []
     assert index_names(path) == before
     reopened.close()
 
 
-def test_registry_from_before_migrations_upgrades_on_open(tmp_path: Path) -> None:
-    path = tmp_path / "registry.sqlite"
+def test_registry_from_before_migrations_upgrades_on_open(target: RegistryTarget) -> None:
+    path = target
     creates = [s for s in MIGRATIONS[0].statements if s.lstrip().upper().startswith("CREATE TABLE")]
     with raw_connection(path) as db:
         for statement in creates:
@@ -252,7 +257,7 @@ def test_registry_from_before_migrations_upgrades_on_open(tmp_path: Path) -> Non
     assert rows(path, "SELECT value FROM meta WHERE key='schema_version'") == []
     assert "chunks_doc" not in index_names(path)
 
-    reg = Registry(path)
+    reg = target.open()
     assert reg.schema_version() == LATEST
     assert {"chunks_doc", "documents_duplicate", "documents_source", "versions_doc"} <= index_names(path)
     assert [d["doc_id"] for d in reg.documents()] == ["old"] and reg.generation() == 7
@@ -260,11 +265,99 @@ def test_registry_from_before_migrations_upgrades_on_open(tmp_path: Path) -> Non
     reg.close()
 
 
-def test_readonly_registry_does_not_migrate(tmp_path: Path) -> None:
-    path = tmp_path / "registry.sqlite"
-    with raw_connection(path) as db:
+def test_readonly_registry_does_not_migrate(target: RegistryTarget) -> None:
+    with raw_connection(target) as db:
         for statement in MIGRATIONS[0].statements:
             db.execute(statement)
-    reg = Registry(path, readonly=True)
+    reg = target.open(readonly=True)
     assert reg.schema_version() == 0
+    reg.close()
+
+
+# -- what must read the same on both databases ------------------------------------------------------
+def test_ordering_sums_and_floats_read_as_on_sqlite(reg: Registry) -> None:
+    """Text sorts byte by byte (PostgreSQL: COLLATE "C"), SUMs are ints, REAL keeps its double precision."""
+    for doc_id in ("b", "B", "a", "é", "Z"):
+        reg.upsert_document(record(doc_id, duplicate_score=0.9))
+    assert [d["doc_id"] for d in reg.documents()] == sorted(["b", "B", "a", "é", "Z"])
+    assert reg.document("a")["duplicate_score"] == 0.9  # type: ignore[index]
+    v = add(reg, "a", "One. Two. Three", 1000)
+    reg.mark_indexed(v.version_id)
+    stats = reg.version_stats()["a"]
+    assert (stats["n"], stats["n_indexed"], stats["chunks"], stats["current"]) == (1, 1, 3, v.version_id)
+    assert all(type(stats[k]) is int for k in ("n", "n_indexed", "chunks"))
+    assert reg.current_version("a").valid_to == FOREVER  # type: ignore[union-attr]  # past 2**31: BIGINT
+
+
+# -- PostgreSQL only ---------------------------------------------------------------------------------
+@pytest.fixture
+def pg(tmp_path: Path, postgres_url: str) -> RegistryTarget:
+    return RegistryTarget(tmp_path / "registry.sqlite", postgres_url)
+
+
+def test_postgres_readonly_open_of_an_empty_database_is_no_index_and_never_writes(pg: RegistryTarget) -> None:
+    from kb.errors import NoIndex
+
+    with pytest.raises(NoIndex, match="no tables yet"):
+        pg.open(readonly=True)
+    pg.open().close()   # migrates
+    ro = pg.open(readonly=True)
+    assert ro.schema_version() == LATEST and ro.dialect == "postgresql"
+    with pytest.raises(Exception, match="read-only transaction"):
+        ro.set_meta("x", "1")
+    assert ro.get_meta("x") is None
+    ro.close()
+
+
+def test_postgres_password_never_appears_in_messages(pg: RegistryTarget, postgres_server: PostgresServer) -> None:
+    from kb.errors import StoreUnavailable
+    from kb.registry import redact_url
+
+    password = postgres_server.password
+    reg = pg.open()
+    assert password not in reg.where and "***" in reg.where
+    reg.close()
+    assert redact_url("postgresql://u:p%40ss@h:5/d") == "postgresql://u:***@h:5/d"
+    assert redact_url("postgresql://u@h/d") == "postgresql://u@h/d"
+    wrong = pg.url.replace(password, "not-" + password)  # type: ignore[union-attr]
+    with pytest.raises(StoreUnavailable) as info:
+        RegistryTarget(pg.path, wrong).open()
+    assert "password authentication failed" in str(info.value) and password not in str(info.value)
+    down = RegistryTarget(pg.path, f"postgresql://kb:{password}@127.0.0.1:1/x")
+    with pytest.raises(StoreUnavailable) as info:
+        down.open()
+    assert password not in str(info.value) and "127.0.0.1" in str(info.value)
+
+
+def test_postgres_concurrent_first_opens_migrate_once(pg: RegistryTarget) -> None:
+    """Eight processes' worth of first opens at once: the advisory lock lets one migrate, the rest wait."""
+    def open_and_close(_: int) -> int:
+        r = pg.open()
+        try:
+            return r.schema_version()
+        finally:
+            r.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(open_and_close, range(8))) == [LATEST] * 8
+    assert rows(pg, "SELECT value FROM meta WHERE key='schema_version'") == [(str(LATEST),)]
+
+
+def test_postgres_advisory_lock_is_held_per_connection_and_freed_by_close(pg: RegistryTarget) -> None:
+    a, b = pg.open(), pg.open()
+    assert a.shared_locks and a.try_lock("ingest-run")
+    assert not b.try_lock("ingest-run")
+    assert b.lock_holder("ingest-run") is not None and "@" in str(b.lock_holder("ingest-run"))
+    assert b.try_lock("ingest-watch")   # another name is another lock
+    a.close()   # the connection ends: its locks go with it
+    assert b.try_lock("ingest-run") and b.lock_holder("other") is None
+    b.unlock("ingest-run")
+    b.close()
+
+
+def test_sqlite_registry_has_no_shared_locks(tmp_path: Path) -> None:
+    reg = Registry(tmp_path / "registry.sqlite")
+    assert not reg.shared_locks and reg.dialect == "sqlite" and reg.where == str(tmp_path / "registry.sqlite")
+    with pytest.raises(NotImplementedError):
+        reg.try_lock("ingest-run")
     reg.close()

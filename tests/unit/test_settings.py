@@ -17,6 +17,7 @@ from tests.fixtures.settings import ROOT
 #: to ``VARIABLES`` without a line here).
 GOOD: dict[str, tuple[str, Any]] = {
     "KB_DATA_DIR": (" /srv/kb-data ", Path("/srv/kb-data")),
+    "KB_REGISTRY_URL": (" postgresql://kb:pw@10.0.0.9:5432/kb ", "postgresql://kb:pw@10.0.0.9:5432/kb"),
     "KB_CHROMA_HOST": (" 10.0.0.5 ", "10.0.0.5"),
     "KB_CHROMA_PORT": ("8123", 8123),
     "KB_COLLECTION": ("docs", "docs"),
@@ -160,8 +161,21 @@ def test_cli_exits_2_with_one_line_naming_the_variable(args: list[str], tmp_path
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "data").exists(), "nothing is written before the settings are checked"
 
+
 def test_the_embeddings_server_key_is_never_shown() -> None:
     from kb.settings import SECRET_FIELDS
 
     s = load_settings({"KB_EMBED_API_KEY": "tei-secret-value"})
     assert "embed_api_key" in SECRET_FIELDS and "tei-secret-value" not in repr(s)
+
+
+@pytest.mark.parametrize("text", ["sqlite:///data/registry.sqlite", "dbhost:5432/kb", "mysql://kb:pw@db/kb"])
+def test_a_registry_url_that_is_not_postgresql_is_refused_without_showing_it(text: str) -> None:
+    from kb.settings import SECRET_FIELDS
+
+    with pytest.raises(ConfigError) as info:
+        load_settings({"KB_REGISTRY_URL": text})
+    message = str(info.value)
+    assert message.startswith("KB_REGISTRY_URL=(hidden) is not a postgresql:// URL")
+    assert text not in message and "registry_url" in SECRET_FIELDS
+    assert "pw" not in repr(load_settings({"KB_REGISTRY_URL": "postgresql://kb:pw@db/kb"}))
