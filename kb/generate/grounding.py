@@ -70,7 +70,7 @@ class Grounder:
         sims = self._similarities(text, quotes)
         best = max(sims)
         if best < self.min_similarity:
-            return self._drop(text, f"claim too far in meaning from its quotes (similarity {best:.2f} < "
+            return self._drop(text, f"claim too far in meaning from its quotes (similarity {best:.3f} < "
                                     f"{self.min_similarity:.2f})")
         cites = [self._citation(p, s, e) for (p, s, e), sim in zip(found, sims) if sim >= self.min_similarity]
         return GroundedClaim(text=text, citations=cites, similarity=best)
