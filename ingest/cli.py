@@ -1,4 +1,4 @@
-"""``python -m ingest``: run, add, status, watch, verify and prune, listed explicitly (``kb.cli.framework``).
+"""``python -m ingest``: run, add, status, watch, verify, prune and migrate, listed explicitly (``kb.cli.framework``).
 
 The only place in ingest that prints. The work itself is in plain functions that return data
 (``run_ingest``, ``verify_index``, ``plan_prune``/``prune``, ``ingest.scheduler.Watcher``).
@@ -19,7 +19,7 @@ from ingest.prune import plan_prune, prune
 from ingest.verify import repair_snapshots, verify_index
 from kb.cli.framework import Command, print_json, run_cli
 from kb.errors import ConfigError, KBError, NoIndex
-from kb.registry import Registry
+from kb.registry import open_registry, registry_exists
 from kb.settings import Settings
 from kb.times import now_iso
 
@@ -74,9 +74,9 @@ def source_origins(sources_file: Path | None) -> tuple[dict[str, str], list[str]
 
 def status_json(settings: Settings, sources_file: Path | None = None) -> dict[str, Any]:
     """The ``ingest status --json`` object (each source's ``origin``: the sources file naming it, or null)."""
-    if not settings.registry_path.exists():
+    if not registry_exists(settings):
         raise NoIndex(f"no index in {settings.data_dir} yet; build it with `python -m ingest run`")
-    reg = Registry(settings.registry_path, readonly=True)
+    reg = open_registry(settings, readonly=True)
     docs = reg.documents()
     canonical = [d for d in docs if not d["duplicate_of"]]
     current = reg.current_canonical_versions()
@@ -140,7 +140,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
     Every version's text is extracted again from its raw snapshot and compared with the stored text."""
     if args.repair:
-        if not settings.registry_path.exists():
+        if not registry_exists(settings):
             raise NoIndex(f"no index in {settings.data_dir} yet; build it with `python -m ingest run`")
         for line in repair_snapshots(settings):
             print(f"repaired: {line}", file=sys.stderr)
@@ -197,7 +197,7 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     """Remove the documents of sources no longer in the sources file; never without --yes or a typed 'yes'."""
     from ingest.sources import load_all_sources
 
-    if not settings.registry_path.exists():
+    if not registry_exists(settings):
         raise KBError(f"no index in {settings.data_dir} yet; nothing to prune")
     if args.dry_run and args.yes:
         raise ConfigError("--dry-run and --yes contradict each other; choose one")
@@ -233,6 +233,39 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     print(f"pruned {', '.join(plan.sources) or 'orphan vectors'}", file=out)
     if args.json:
         print_json({"pruned": True, **s})
+    return 0
+
+
+def _migrate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the schema versions before and after as JSON on stdout")
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply the registry's pending schema migrations now, and report the schema version before and after.
+
+    Every writer also applies them when it opens the registry; this does it explicitly (e.g. before an upgraded
+    deployment's ingesters and apps start). On PostgreSQL concurrent migrators wait for each other."""
+    from kb.registry.schema import LATEST
+
+    reg = open_registry(settings, auto_migrate=False)
+    try:
+        before = reg.schema_version()
+        applied = reg.migrate()
+        after = reg.schema_version()
+    finally:
+        reg.close()
+    report = {"registry": reg.where, "dialect": reg.dialect, "schema_version_before": before,
+              "schema_version": after, "applied": applied, "latest": LATEST}
+    if args.json:
+        print_json(report)
+    elif applied:
+        print(f"registry {reg.where} ({reg.dialect}): schema version {before} -> {after} "
+              f"(applied migration{'s' if len(applied) > 1 else ''} {', '.join(map(str, applied))})")
+    else:
+        print(f"registry {reg.where} ({reg.dialect}): schema version {after}, up to date")
+    if after > LATEST:
+        print(f"ingest: warning: the registry's schema version {after} is newer than this code's {LATEST}; "
+              "upgrade this installation", file=sys.stderr)
     return 0
 
 
@@ -365,6 +398,8 @@ COMMANDS: tuple[Command, ...] = (
             cmd_verify),
     Command("prune", "delete sources no longer in the sources file (explicit: --yes)", _prune_arguments,
             _sourced(cmd_prune)),
+    Command("migrate", "apply pending registry schema migrations; report the schema version before/after",
+            _migrate_arguments, cmd_migrate),
 )
 DESCRIPTION = ("Fetch, extract, deduplicate, chunk and embed the sources of sources.yaml into the knowledge base. "
                "Settings come from KB_* environment variables (see README).")

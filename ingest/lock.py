@@ -1,4 +1,6 @@
-"""One ingest at a time per data directory: an exclusive ``flock`` on ``<data>/ingest.lock``."""
+"""One ingest at a time per registry: an exclusive ``flock`` on ``<data>/ingest.lock`` beside a SQLite registry;
+with ``KB_REGISTRY_URL`` (PostgreSQL) a session-level advisory lock on the registry's server, which holds
+across machines and is freed when its connection ends (so also when the process dies, kill -9 included)."""
 from __future__ import annotations
 
 import fcntl
@@ -6,10 +8,11 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from kb.errors import KBError
 from kb.files import write_problem
+from kb.registry import open_registry
 from kb.settings import Settings
 
 
@@ -32,9 +35,35 @@ def check_writable(settings: Settings) -> None:
 
 
 @contextmanager
+def registry_lock(settings: Settings, name: str, busy: Callable[[str, str], str], wait: bool = False,
+                  timeout: float | None = None) -> Iterator[None]:
+    """Hold the advisory lock ``name`` of a PostgreSQL registry on a connection of its own, for the block.
+
+    ``LockBusy(busy(holder, registry))`` when another session holds it (``holder``: ``pid@host``), unless
+    ``wait``: then it is tried again every half second (until ``timeout`` seconds, when given)."""
+    reg = open_registry(settings)
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not reg.try_lock(name):
+            if not wait or (deadline is not None and time.monotonic() > deadline):
+                raise LockBusy(busy(reg.lock_holder(name) or "another process", reg.where))
+            time.sleep(0.5)
+        yield
+    finally:
+        reg.close()   # ends the session, and with it the lock
+
+
+@contextmanager
 def run_lock(settings: Settings, wait: bool = False, timeout: float | None = None) -> Iterator[None]:
-    """Hold the data directory's ingest lock (released by the OS even after kill -9)."""
+    """Hold the registry's ingest lock (released even after kill -9: by the OS, or by PostgreSQL when the
+    process's connection dies)."""
     check_writable(settings)
+    if settings.registry_url:
+        with registry_lock(settings, "ingest-run", wait=wait, timeout=timeout,
+                           busy=lambda holder, where: f"another ingest (pid {holder}) is running on the registry "
+                           f"{where}; wait for it to finish, or use another KB_REGISTRY_URL"):
+            yield
+        return
     path = settings.data_dir / "ingest.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -30,7 +30,7 @@ from ingest.sources import Source
 from kb.changes import feed_path, write_feed
 from kb.errors import EmbedderUnavailable, StoreUnavailable
 from kb.evidence.extract import ExtractError, Page, extract_document
-from kb.registry import Registry, VersionRow
+from kb.registry import Registry, VersionRow, open_registry
 from kb.registry.database import DocumentRecord, NewChunk, NewVersion
 from kb.registry.ids import doc_id_for, text_sha, version_id_for
 from kb.settings import Settings
@@ -297,7 +297,7 @@ class Ingestor:
                  on_chunks: Callable[[int], None] | None = None) -> None:
         self.settings = settings
         self.progress = progress
-        self.registry = Registry(settings.registry_path)
+        self.registry = open_registry(settings)
         self.embedder: Embedder = make_embedder(settings)
         self.store: Store = open_store(settings, self.embedder.model_id, self.embedder.dim)
         self.dups = self._load_duplicate_index()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from kb.errors import ConfigError, KBError
-from kb.registry import Registry
+from kb.registry import Registry, open_registry
 from kb.registry.database import NewChunk
 from kb.settings import Settings
 from kb.times import now_iso
@@ -45,7 +45,7 @@ def removed_sources(reg: Registry, known: Iterable[str]) -> list[str]:
 def plan_prune(settings: Settings, known: Iterable[str], only: Iterable[str] | None = None) -> PrunePlan:
     """What ``prune`` would delete; ``only`` restricts it to some removed sources (ConfigError otherwise)."""
     known = set(known)
-    reg = Registry(settings.registry_path)
+    reg = open_registry(settings)
     try:
         gone = removed_sources(reg, known)
         if only:
@@ -123,7 +123,7 @@ def prune(settings: Settings, plan: PrunePlan, keep_snapshots: bool = False) -> 
     from kb.vectors.store import open_store
 
     with run_lock(settings):
-        reg = Registry(settings.registry_path)
+        reg = open_registry(settings)
         try:
             promoted = _promote(reg, plan) if plan.promoted else []
             reg.delete_documents(plan.documents, plan.sources, [] if keep_snapshots else plan.snapshots,
@@ -139,7 +139,7 @@ def prune(settings: Settings, plan: PrunePlan, keep_snapshots: bool = False) -> 
             if store is not None:
                 store.delete(vectors)
         if not keep_snapshots:
-            reg = Registry(settings.registry_path)
+            reg = open_registry(settings)
             for sha in plan.snapshots:
                 reg.snapshot_path(sha).unlink(missing_ok=True)
             reg.close()

@@ -32,11 +32,11 @@ from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ingest.lock import LockBusy
+from ingest.lock import LockBusy, registry_lock
 from ingest.pipeline import IngestReport, run_ingest
 from ingest.sources import Source, load_all_sources, managed_path
 from kb.errors import KBError
-from kb.registry import Registry
+from kb.registry import open_registry
 from kb.settings import Settings
 from kb.times import datetime_of_epoch, epoch_of_iso, iso_of_epoch
 
@@ -88,7 +88,14 @@ def next_due(source: Source, row: dict | None, state: SourceState | None = None,
 
 @contextmanager
 def watch_lock(settings: Settings) -> Iterator[None]:
-    """One watcher per data directory: an exclusive ``flock`` on ``<data>/watch.lock`` (freed even by kill -9)."""
+    """One watcher per registry: an exclusive ``flock`` on ``<data>/watch.lock``, or on PostgreSQL
+    (``KB_REGISTRY_URL``) an advisory lock on its server across machines (freed even by kill -9)."""
+    if settings.registry_url:
+        with registry_lock(settings, "ingest-watch",
+                           busy=lambda holder, where: f"another `ingest watch` (pid {holder}) is already running on "
+                           f"the registry {where}; stop it first, or use another KB_REGISTRY_URL"):
+            yield
+        return
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(settings.data_dir / "watch.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -155,7 +162,7 @@ class Watcher:
         return loaded.sources
 
     def _rows(self) -> dict[str, dict]:
-        reg = Registry(self.settings.registry_path)
+        reg = open_registry(self.settings)
         try:
             return {r["name"]: r for r in reg.sources()}
         finally:

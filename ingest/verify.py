@@ -11,7 +11,7 @@ from typing import Any
 
 from kb.errors import KBError, NoIndex, SnapshotError
 from kb.evidence.rederive import rederive_text
-from kb.registry import Registry
+from kb.registry import Registry, open_registry, registry_exists
 from kb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def repair_snapshots(settings: Settings) -> list[str]:
     reported by ``verify`` and is replaced by the next ``ingest run``'s new version."""
     from ingest.fetch import FetchError, fetch_url, read_file
 
-    reg = Registry(settings.registry_path)
+    reg = open_registry(settings)
     done: list[str] = []
     try:
         for snap in reg.snapshots():
@@ -148,9 +148,9 @@ def _check_store(settings: Settings, reg: Registry, rep: VerifyReport) -> None:
 def verify_index(settings: Settings, store: bool = True) -> VerifyReport:
     """Re-hash every snapshot and stored version text, check chunk offsets and (optionally) the store."""
     rep = VerifyReport()
-    if not settings.registry_path.exists():
+    if not registry_exists(settings):
         raise NoIndex(f"no index in {settings.data_dir} yet; build it with `python -m ingest run`")
-    reg = Registry(settings.registry_path, readonly=True)
+    reg = open_registry(settings, readonly=True)
     try:
         for row in reg.snapshots():
             rep.snapshots += 1

@@ -15,7 +15,7 @@ from kb.changes import FORMATS, feed_path, list_changes, render, render_json
 from kb.cli.framework import EXIT_OK, Command, print_json
 from kb.errors import UsageError
 from kb.export import check_export_target, write_atomically
-from kb.registry import Registry
+from kb.registry import open_registry
 from kb.settings import Settings
 
 
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     to_file = args.output != "-"
     if to_file:
         check_export_target(args.output)   # before any work
-    registry = Registry(settings.registry_path, readonly=True)
+    registry = open_registry(settings, readonly=True)
     try:
         changes = list_changes(registry, since=args.since, source=args.source, limit=args.limit)
     finally:

@@ -11,7 +11,7 @@ import textwrap
 from kb.cli.framework import EXIT_OK, Command, print_json
 from kb.diff import VersionDiff, VersionInfo, compare_versions, mark_words
 from kb.errors import UsageError
-from kb.registry import Registry
+from kb.registry import open_registry
 from kb.settings import Settings
 from kb.times import FOREVER, iso_of_epoch
 
@@ -64,7 +64,7 @@ def format_diff(d: VersionDiff, width: int = 100) -> str:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.width < 20:
         raise UsageError("--width must be 20 or more")
-    registry = Registry(settings.registry_path, readonly=True)
+    registry = open_registry(settings, readonly=True)
     try:
         d = compare_versions(registry, args.document, args.from_, args.to)
     finally:

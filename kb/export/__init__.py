@@ -29,7 +29,7 @@ from kb.export.model import (
 )
 from kb.export.pinpoint import Pinpoint, compute_pinpoint
 from kb.models import Answer
-from kb.registry import Registry
+from kb.registry import Registry, open_registry
 from kb.settings import Settings
 
 MEDIA_TYPES = {"md": "text/markdown; charset=utf-8", "json": "application/json",
@@ -66,7 +66,7 @@ def summarize(answers: Iterable[Answer | tuple[str, Answer]], settings: Settings
               registry: Registry | None = None, embedder_id: str | None = None) -> CitedSummary:
     """Verify the answers' quotes against the index of ``settings`` and build the export model."""
     own = registry is None
-    reg = registry or Registry(settings.registry_path, readonly=True)
+    reg = registry or open_registry(settings, readonly=True)
     try:
         return build_summary(answers, reg, export_meta(settings, reg, embedder_id))
     finally:
