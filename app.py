@@ -81,7 +81,7 @@ def sidebar_filters(engine: Any) -> Any:
         st.sidebar.caption("Filters appear once the index is available.")
         return Filters()
     reg = engine.registry
-    opts = _options(f"{reg.path}|{reg.generation()}|{index_counts(reg)['versions']}", reg)
+    opts = _options(f"{reg.where}|{reg.generation()}|{index_counts(reg)['versions']}", reg)
     sb = st.sidebar
     langs = sb.multiselect("Language", opts.languages, key="f_lang", format_func=render.language_label,
                            help="Passages or documents in these languages")
@@ -392,7 +392,7 @@ def landing(engine: Any) -> None:
             st.page_link(CHANGES_PAGE, label="What changed: new documents and versions", icon=":material/update:")
     language = reader_language(st.context.locale)
     try:
-        examples = _examples(f"{reg.path}|{reg.generation()}", language, engine)
+        examples = _examples(f"{reg.where}|{reg.generation()}", language, engine)
     except Exception:  # suggestions are optional; the chat must still open
         log.exception("example questions failed")
         examples = []

@@ -11,13 +11,12 @@ import ipaddress
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 import streamlit as st
 
 from kb.errors import ConfigError, EmbedderMismatch, EmbedderUnavailable, EmbedServerError, KBError, StoreUnavailable
-from kb.registry import Registry
+from kb.registry import Registry, open_registry, redact_url, registry_exists
 from kb.settings import Settings, load_settings
 
 INGEST_COMMAND = "python -m ingest run --sources sources.yaml"
@@ -70,9 +69,10 @@ def _load_engine(key: str, _settings: Settings) -> Any:
 
 
 @st.cache_resource(show_spinner=False)
-def _load_registry(path: str) -> Registry:
-    """A read-only registry connection for listings (shared by all sessions; thread-safe)."""
-    return Registry(Path(path), readonly=True)
+def _load_registry(where: str, _settings: Settings) -> Registry:
+    """A read-only registry connection for listings (shared by all sessions; thread-safe), one per
+    registry (``where``: the SQLite file or the redacted PostgreSQL URL)."""
+    return open_registry(_settings, readonly=True)
 
 
 def engine_or_none(settings: Settings) -> tuple[Any | None, KBError | None]:
@@ -90,12 +90,16 @@ def forget_engine() -> None:
 
 def registry_or_none(settings: Settings) -> Registry | None:
     """A read-only registry for the sources page (None when the index does not exist yet)."""
-    if not settings.registry_path.exists():
-        return None
     try:
-        return _load_registry(str(settings.registry_path.resolve()))
+        if not registry_exists(settings):
+            return None
+        return _load_registry(_registry_key(settings), settings)
     except StoreUnavailable:
         return None
+
+
+def _registry_key(settings: Settings) -> str:
+    return redact_url(settings.registry_url) if settings.registry_url else str(settings.registry_path.resolve())
 
 
 def store_reachable(engine: Any) -> bool:
@@ -123,7 +127,12 @@ def fix_for(exc: BaseException, settings: Settings) -> tuple[str, str]:
             (f"chroma run --path {settings.chroma_dir} --host {settings.chroma_host} --port {settings.chroma_port}"
              "   # or unset KB_CHROMA_HOST to use the embedded store")
     command = f"KB_DATA_DIR={settings.data_dir} {INGEST_COMMAND}"
-    if not settings.registry_path.exists():
+    try:
+        exists = registry_exists(settings)
+    except StoreUnavailable:
+        return "The registry database is unreachable", \
+            f"# start PostgreSQL at {redact_url(settings.registry_url or '')} or unset KB_REGISTRY_URL"
+    if not exists:
         return "There is no index yet", command
     if _indexed_chunks(settings) == 0:
         return "The index is empty", command
@@ -133,7 +142,7 @@ def fix_for(exc: BaseException, settings: Settings) -> tuple[str, str]:
 def _indexed_chunks(settings: Settings) -> int:
     """How many chunks the registry lists as indexed (-1 when it cannot be read)."""
     try:
-        reg = Registry(settings.registry_path, readonly=True)
+        reg = open_registry(settings, readonly=True)
         try:
             return reg.indexed_chunk_total()
         finally:

@@ -30,7 +30,7 @@ from kb.answer.scoring import ANSWER_PASSAGES, select_sentences
 from kb.errors import NoIndex
 from kb.files import write_problem
 from kb.models import Answer, Citation
-from kb.registry import Registry
+from kb.registry import open_registry, registry_exists
 from kb.retrieval.filters import Filters
 from kb.retrieval.retriever import Retrieval, Retriever
 from kb.settings import Settings
@@ -58,10 +58,12 @@ class Engine:
         self.settings = settings
         self.thresholds = thresholds or Thresholds()
         self.load_seconds = 0.0  # set by whoever times the loading (the app shows it)
-        if not settings.registry_path.exists():
-            raise NoIndex(f"no index in {settings.data_dir} (no registry.sqlite); build it with "
-                                   "`python -m ingest run` or point KB_DATA_DIR at an existing index")
-        self.registry = Registry(settings.registry_path, readonly=not _writable(settings.registry_path))
+        if not registry_exists(settings):
+            where = "its PostgreSQL registry has no tables" if settings.registry_url else "no registry.sqlite"
+            raise NoIndex(f"no index in {settings.data_dir} ({where}); build it with "
+                          "`python -m ingest run` or point KB_DATA_DIR at an existing index")
+        self.registry = open_registry(settings, readonly=bool(settings.registry_url)
+                                      or not _writable(settings.registry_path))
         threads = min(settings.embed_threads, query_threads) if query_threads else settings.embed_threads
         self.embedder = make_embedder(settings.with_(embed_threads=threads))
         self.store = open_store(settings, self.embedder.model_id, self.embedder.dim, create=False)

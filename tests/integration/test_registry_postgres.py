@@ -165,9 +165,6 @@ def test_a_killed_holders_lock_is_released_by_the_server(tmp_path: Path, postgre
         holder.wait(timeout=30)
 
 
-@pytest.mark.xfail(strict=True, reason="kb/answer/engine.py (owned by another engineer) still opens the registry with "
-                   "Registry(settings.registry_path) and checks registry_path.exists(); it needs "
-                   "kb.registry.open_registry(settings) / registry_exists(settings) to answer from PostgreSQL")
 def test_kb_ask_answers_with_a_citation_from_a_postgres_registry(tmp_path: Path, postgres_url: str) -> None:
     env = env_for(tmp_path / "data", postgres_url)
     run = cli("ingest", "run", "--sources", str(notes_sources(tmp_path)), "--quiet", env=env)
@@ -193,3 +190,25 @@ def test_a_second_watcher_on_the_same_postgres_registry_is_refused(tmp_path: Pat
             pass
     with watch_lock(elsewhere):
         pass
+
+
+def test_the_app_answers_and_lists_sources_from_a_postgres_registry(tmp_path: Path, postgres_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    env = env_for(tmp_path / "data", postgres_url)
+    run = cli("ingest", "run", "--sources", str(notes_sources(tmp_path)), "--quiet", env=env)
+    assert run.returncode == 0, run.stderr
+    for name in ("KB_DATA_DIR", "KB_REGISTRY_URL", "KB_EMBED_CACHE"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.setenv("KB_APP_STREAM_DELAY", "0")
+    monkeypatch.delenv("KB_APP_PASSWORD", raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not (tmp_path / "data" / "registry.sqlite").exists()
+    at.chat_input[0].set_value("When will the harbour bridge reopen?").run()
+    turn = at.session_state["kb_history"][-1]
+    assert not turn.answer.abstained and "14 March 2026" in turn.answer.answer
+    at = at.switch_page("pages/1_Sources.py").run()
+    assert not at.exception and int(at.metric[0].value) >= 1
