@@ -165,8 +165,7 @@ def main() -> None:
     st.title("Sources")
     reg = runtime.registry_or_none(settings)
     if reg is None:
-        runtime.stop_with("There is no index yet", f"{settings.data_dir} holds no registry.sqlite.",
-                     f"KB_DATA_DIR={settings.data_dir} {runtime.INGEST_COMMAND}")
+        runtime.stop_without_registry(settings)
 
     show_counts(reg)
     docs = list_documents(reg)

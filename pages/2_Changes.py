@@ -71,8 +71,7 @@ def main() -> None:
     st.title("What changed")
     reg = runtime.registry_or_none(settings)
     if reg is None:
-        runtime.stop_with("There is no index yet", f"{settings.data_dir} holds no registry.sqlite.",
-                          f"KB_DATA_DIR={settings.data_dir} {runtime.INGEST_COMMAND}")
+        runtime.stop_without_registry(settings)
     since, source, limit = filters(reg)
     try:
         changes = list_changes(reg, since=since.isoformat() if since else None, source=source, limit=limit)

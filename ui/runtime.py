@@ -122,16 +122,16 @@ def fix_for(exc: BaseException, settings: Settings) -> tuple[str, str]:
     if isinstance(exc, (EmbedderMismatch, EmbedderUnavailable)):
         return "The embedding model does not match the index", \
             f"KB_EMBED_MODEL=<the model that built it> streamlit run app.py   # or re-ingest: {INGEST_COMMAND}"
+    try:   # the registry first: with both servers configured, a PostgreSQL outage is not the store's
+        exists = registry_exists(settings)
+    except StoreUnavailable:
+        return "The registry database is unreachable", \
+            f"# start PostgreSQL at {redact_url(settings.registry_url or '')} or unset KB_REGISTRY_URL"
     if settings.chroma_host:
         return "The vector store is unreachable", \
             (f"chroma run --path {settings.chroma_dir} --host {settings.chroma_host} --port {settings.chroma_port}"
              "   # or unset KB_CHROMA_HOST to use the embedded store")
     command = f"KB_DATA_DIR={settings.data_dir} {INGEST_COMMAND}"
-    try:
-        exists = registry_exists(settings)
-    except StoreUnavailable:
-        return "The registry database is unreachable", \
-            f"# start PostgreSQL at {redact_url(settings.registry_url or '')} or unset KB_REGISTRY_URL"
     if not exists:
         return "There is no index yet", command
     if _indexed_chunks(settings) == 0:
@@ -156,6 +156,18 @@ def show_problem(title: str, detail: str, command: str) -> None:
     st.error(f"**{title}.** {_plain(detail)}", icon=":material/error:")
     st.markdown("Fix it with:")
     st.code(command, language="bash")
+
+
+def stop_without_registry(settings: Settings) -> NoReturn:
+    """Stop a page that needs the registry: unreachable (PostgreSQL down) or not built yet, with the fix."""
+    try:
+        registry_exists(settings)
+    except StoreUnavailable as exc:
+        stop_with("The registry database is unreachable", str(exc),
+                  f"# start PostgreSQL at {redact_url(settings.registry_url or '')} or unset KB_REGISTRY_URL")
+    where = f"its registry at {redact_url(settings.registry_url)} has no tables" if settings.registry_url \
+        else f"{settings.data_dir} holds no registry.sqlite"
+    stop_with("There is no index yet", f"{where}.", f"KB_DATA_DIR={settings.data_dir} {INGEST_COMMAND}")
 
 
 def stop_with(title: str, detail: str, command: str) -> NoReturn:

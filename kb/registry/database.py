@@ -351,6 +351,11 @@ class _PgConnection:
                 cur.executemany(_pg_sql(sql), rows)
 
     @property
+    def closed(self) -> bool:
+        """The server ended the session (restart, failover, idle kill) or it was closed here."""
+        return bool(self.conn.closed or getattr(self.conn, "broken", False))
+
+    @property
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
 
@@ -460,6 +465,7 @@ class Registry:
             raise StoreUnavailable(f"cannot open the registry {self.where}: {self._redact(exc)}") from exc
         self._lock = threading.RLock()
         self._depth = 0
+        self._readonly = readonly
         if readonly and self.url and not self.has_schema():
             self.close()
             raise NoIndex(f"no index in the registry {self.where} (no tables yet); build it with "
@@ -478,6 +484,29 @@ class Registry:
     def _redact(self, exc: BaseException) -> str:
         return _redact_text(str(exc), self.url)
 
+    def _begin(self) -> None:
+        """BEGIN, on a new session when the old one turns out to be gone (it shows only when used)."""
+        self._reconnect_if_lost()
+        try:
+            self._dialect.begin(self._db)
+        except Exception:
+            if not self._reconnect_if_lost():
+                raise
+            self._dialect.begin(self._db)
+
+    def _reconnect_if_lost(self) -> bool:
+        """A new PostgreSQL session when the old one is gone (server restarted, connection killed), outside a
+        transaction only; True when it reconnected. Session advisory locks of the lost session are gone too."""
+        if not self.url or self._depth or not getattr(self._db, "closed", False):
+            return False
+        error, _ = self._dialect.errors()
+        try:
+            self._db = self._dialect.connect(self.url, self._readonly)
+        except error:
+            return False
+        log.warning("reconnected to the registry %s after its session was lost", self.where)
+        return True
+
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -491,7 +520,7 @@ class Registry:
                     self._depth -= 1
                 return
             try:
-                self._dialect.begin(self._db)
+                self._begin()
                 self._depth = 1
                 yield
                 self._db.execute("COMMIT")
@@ -509,13 +538,20 @@ class Registry:
         """The rows of a query, each read by position or column name (``sqlite3.Row`` or the same on PostgreSQL)."""
         _, database_error = self._dialect.errors()
         with self._lock:
+            self._reconnect_if_lost()
             try:
                 return list(self._db.execute(sql, params).fetchall())
-            except database_error as exc:
-                if not self._dialect.is_read_failure(exc):
-                    raise
-                raise StoreUnavailable(f"cannot read the registry {self.where}: {self._redact(exc)}; "
-                                       f"{self._dialect.READ_FIX}") from exc
+            except database_error as first:
+                failure: BaseException = first
+            if self._reconnect_if_lost():      # the session died under this very query: once more
+                try:
+                    return list(self._db.execute(sql, params).fetchall())
+                except database_error as again:
+                    failure = again
+            if not self._dialect.is_read_failure(failure):
+                raise failure
+            raise StoreUnavailable(f"cannot read the registry {self.where}: {self._redact(failure)}; "
+                                   f"{self._dialect.READ_FIX}") from failure
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self._rows(sql, params)

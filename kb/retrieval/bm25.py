@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
+import socket
 import threading
 from pathlib import Path
 from typing import Any, Sequence
@@ -81,7 +83,8 @@ class BM25Index:
     def _save(self, path: Path, ids: list[str]) -> bool:
         """Write the index to ``path`` (atomically, by rename); False when the data dir is not writable."""
         try:
-            tmp = path.with_name(path.name + f".tmp{threading.get_ident()}")
+            # pid, host and thread: replicas on several machines may share this data directory
+            tmp = path.with_name(f"{path.name}.tmp-{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             self.model.save(str(tmp), show_progress=False)

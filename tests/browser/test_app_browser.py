@@ -143,10 +143,17 @@ def open_chat(page, url: str) -> None:
 
 def ask(page, question: str, timeout: float = 120_000) -> None:
     """Type a question, send it and wait until its answer (text, cards, timing line) is complete."""
+    settle(page)
     before = page.locator(DONE).count()
     page.fill('[data-testid="stChatInput"] textarea', question)
     page.keyboard.press("Enter")
     page.wait_for_function(f"document.querySelectorAll(\"{DONE}\").length > {before}", timeout=timeout)
+
+
+def settle(page, timeout: float = 60_000) -> None:
+    """Wait until no rerun is in flight: while one runs, the previous run's elements stay on the page
+    marked stale beside the new ones, so counting answers then would count some twice."""
+    page.wait_for_function("document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=timeout)
 
 
 def last_answer(page):

@@ -184,3 +184,12 @@ def test_add_sources_page_adds_a_url_and_reports_it_ingested(tmp_path: Path, mon
     health = [df.value for df in sources_page.dataframe if "run status" in df.value.columns]
     assert health and health[0].to_dict("records")[0]["source"] == rows[0]["source name"]
     assert health[0].to_dict("records")[0]["documents"] == 1
+
+    # ...and the chat answers from the page added in the app, citing its URL
+    monkeypatch.setenv("KB_APP_STREAM_DELAY", "0")
+    chat = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    chat.run()
+    assert not chat.exception
+    chat.chat_input[0].set_value("When will the harbour bridge reopen?").run()
+    turn = chat.session_state["kb_history"][-1]
+    assert not turn.answer.abstained and url in {c.url for c in turn.answer.citations}

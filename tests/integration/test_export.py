@@ -187,7 +187,7 @@ def test_docx_opens_with_quotes_footnotes_and_bibliography(files, answers, summa
     assert "Bibliography" in headings and "Verification" in headings
     cells = "\n".join(cell.text for table in document.tables for row in table.rows for cell in row.cells)
     for s in summary.sources:
-        assert s.snapshot_sha in cells and s.url in cells and s.retrieved in cells
+        assert s.snapshot_sha in cells and display_url(s.url) in cells and s.retrieved in cells
     assert "§3.3(e)" in "\n".join(p.text for p in document.paragraphs)
     hindi_runs = [r for r in document.element.body.iter(f"{W}lang") if r.get(f"{W}bidi") == "hi-IN"]
     chinese_runs = [r for r in document.element.body.iter(f"{W}lang") if r.get(f"{W}eastAsia") == "zh-CN"]

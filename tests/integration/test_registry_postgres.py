@@ -212,3 +212,22 @@ def test_the_app_answers_and_lists_sources_from_a_postgres_registry(tmp_path: Pa
     assert not turn.answer.abstained and "14 March 2026" in turn.answer.answer
     at = at.switch_page("pages/1_Sources.py").run()
     assert not at.exception and int(at.metric[0].value) >= 1
+
+
+def test_a_registry_reconnects_after_the_server_ends_its_session(tmp_path: Path, postgres_url: str) -> None:
+    """A server restart or an idle-session kill ends the connection; the next read or write opens a new one."""
+    import psycopg
+
+    writer = Registry(tmp_path / "registry.sqlite", url=postgres_url)
+    writer.set_meta("probe", "one")
+    reader = Registry(tmp_path / "registry.sqlite", url=postgres_url, readonly=True)
+    assert reader.get_meta("probe") == "one"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                               "AND datname = current_database()").fetchall()
+    assert killed and all(row[0] for row in killed)
+    assert reader.get_meta("probe") == "one"          # reconnected for this read
+    writer.set_meta("probe", "two")                   # and for this write
+    assert reader.get_meta("probe") == "two"
+    reader.close()
+    writer.close()
