@@ -99,17 +99,21 @@ def test_kill_at_random_moments_then_rerun_equals_an_uninterrupted_run(tmp_path)
     sources = tmp_path / "sources.yaml"
     sources.write_text(f"sources:\n  - name: corpus\n    path: {corpus}\n    doctype: court\n", encoding="utf-8")
 
-    base = tmp_path / "baseline" / "data"
-    t0 = time.monotonic()
-    proc = subprocess.Popen(ingest_cmd(sources), cwd=ROOT, env=env_for(base), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    started = None  # when the registry appears: the end of start-up (imports, model load)
-    while proc.poll() is None:
-        if started is None and (base / "registry.sqlite").exists():
-            started = time.monotonic() - t0
-        time.sleep(0.02)
-    full = time.monotonic() - t0
-    assert proc.returncode == 0, proc.stderr.read()
+    # Two uninterrupted runs into fresh data dirs: the first fills the shared embedding cache (on a fresh
+    # machine it embeds for real), the second is timed, because every run after it reads its vectors from
+    # that cache too, and kill moments must be drawn over the length of such a run.
+    for name in ("warm-up", "baseline"):
+        base = tmp_path / name / "data"
+        t0 = time.monotonic()
+        proc = subprocess.Popen(ingest_cmd(sources), cwd=ROOT, env=env_for(base), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        started = None  # when the registry appears: the end of start-up (imports, model load)
+        while proc.poll() is None:
+            if started is None and (base / "registry.sqlite").exists():
+                started = time.monotonic() - t0
+            time.sleep(0.02)
+        full = time.monotonic() - t0
+        assert proc.returncode == 0, proc.stderr.read()
     started = started if started is not None else 0.3
     expected = index_state(base)
     assert expected["statuses"] == ["indexed"] and len(expected["docs"]) == 8
