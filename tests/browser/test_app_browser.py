@@ -325,3 +325,41 @@ def test_a_follow_up_is_searched_with_the_first_questions_subject(page, app_url:
     msg = last_answer(page)
     expect(msg.get_by_text(re.compile(r"Searching for: And which law governs them\? \(\+ Anthropic"))).to_be_visible()
     expect(msg.locator(".kb-card mark.kb-quote").filter(has_text="Irish").first).to_be_visible()
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The shipped demo briefs plus a source on a closed loopback port (it fails), as `make run` offline."""
+    from ingest.pipeline import run_ingest
+    from ingest.sources import load_sources
+    from tests.fixtures.browser import free_port as closed_port
+
+    root = tmp_path_factory.mktemp("demo")
+    (root / "sources.yaml").write_text(
+        f"sources:\n  - name: demo-briefs\n    path: {ROOT / 'demo' / 'briefs'}\n"
+        f"  - name: offline-terms\n    url: http://127.0.0.1:{closed_port()}/terms\n    doctype: tos\n", encoding="utf-8")
+    settings = make_settings(root / "data", allow_private_hosts=True, fetch_retries=0, fetch_timeout=3.0)
+    report = run_ingest(settings, load_sources(root / "sources.yaml"), progress=False)
+    assert report.failed >= 1, report.to_json()
+    with streamlit_server(settings.data_dir, root / "server.log") as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_landing_shows_failed_sources_and_example_questions_that_answer(page, demo_url: str) -> None:
+    from playwright.sync_api import expect
+
+    open_chat(page, demo_url)
+    expect(page.get_by_text(re.compile(r"What is indexed: 5 documents"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"1 of 2 sources failed on their last run"))).to_be_visible()
+    expect(page.get_by_role("link", name="See the failed sources and their errors")).to_be_visible()
+    example = page.locator("[class*='st-key-kb-example-0'] button")
+    expect(example).to_be_visible()
+    asked = example.inner_text().strip().split("\n")[-1]     # without the icon's name
+    before = page.locator(DONE).count()
+    example.click()
+    page.wait_for_function(f"document.querySelectorAll(\"{DONE}\").length > {before}", timeout=120_000)
+    msg = last_answer(page)
+    assert asked in page.locator('[data-testid="stChatMessage"]').first.inner_text()
+    expect(msg.locator(".kb-answer a.kb-ref").first).to_be_visible()
+    expect(msg.locator(".kb-link").filter(has_text="Summary of:").first).to_be_visible()
