@@ -330,17 +330,10 @@ def test_a_follow_up_is_searched_with_the_first_questions_subject(page, app_url:
 @pytest.fixture(scope="module")
 def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The shipped demo briefs plus a source on a closed loopback port (it fails), as `make run` offline."""
-    from ingest.pipeline import run_ingest
-    from ingest.sources import load_sources
-    from tests.fixtures.browser import free_port as closed_port
+    from tests.fixtures.demo import build_offline_demo
 
     root = tmp_path_factory.mktemp("demo")
-    (root / "sources.yaml").write_text(
-        f"sources:\n  - name: demo-briefs\n    path: {ROOT / 'demo' / 'briefs'}\n"
-        f"  - name: offline-terms\n    url: http://127.0.0.1:{closed_port()}/terms\n    doctype: tos\n", encoding="utf-8")
-    settings = make_settings(root / "data", allow_private_hosts=True, fetch_retries=0, fetch_timeout=3.0)
-    report = run_ingest(settings, load_sources(root / "sources.yaml"), progress=False)
-    assert report.failed >= 1, report.to_json()
+    settings = build_offline_demo(root)
     with streamlit_server(settings.data_dir, root / "server.log") as url:
         yield url
 

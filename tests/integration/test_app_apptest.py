@@ -239,18 +239,9 @@ def test_unexpected_failure_during_a_question_is_reported_in_one_line(indexed: A
 @pytest.fixture(scope="module")
 def demo_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped demo briefs plus a terms-of-service source on a closed loopback port (it fails)."""
-    from ingest.pipeline import run_ingest
-    from ingest.sources import load_sources
-    from tests.fixtures.settings import make_settings
+    from tests.fixtures.demo import build_offline_demo
 
-    root = tmp_path_factory.mktemp("demo")
-    (root / "sources.yaml").write_text(
-        f"sources:\n  - name: demo-briefs\n    path: {ROOT / 'demo' / 'briefs'}\n    exclude: [README.md]\n"
-        f"  - name: offline-terms\n    url: http://127.0.0.1:{free_port()}/terms\n    doctype: tos\n", encoding="utf-8")
-    settings = make_settings(root / "data", allow_private_hosts=True, fetch_retries=0, fetch_timeout=3.0)
-    report = run_ingest(settings, load_sources(root / "sources.yaml"), progress=False)
-    assert report.failed >= 1 and report.to_json()["totals"]["documents_new"] >= 5, report.to_json()
-    return settings.data_dir
+    return build_offline_demo(tmp_path_factory.mktemp("demo")).data_dir
 
 
 @pytest.fixture
