@@ -16,12 +16,11 @@ from typing import Iterator
 
 import pytest
 
-from tests.fixtures.browser import CHROMIUM_ARGS, DONE, app_command, free_port
+from tests.fixtures.browser import CHROMIUM, DONE, app_command, free_port, launch_chromium
 from tests.fixtures.procs import stop_process
 from tests.fixtures.settings import ROOT, TEST_CACHE, make_settings
 
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path(os.environ.get("KB_CHROMIUM", "/usr/bin/chromium"))
 HINDI_Q = "OpenAI की Terms of Service API outputs के किस उपयोग को prohibit करती है?"
 ENGLISH_Q = "Which court order denied Musk's motion for a preliminary injunction, and when?"
 FILTER_Q = "Did Musk testify that xAI used OpenAI models to train Grok?"
@@ -108,14 +107,8 @@ def planted_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found: apt-get install -y chromium (or set KB_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launch_chromium() as b:
+        yield b
 
 
 @pytest.fixture

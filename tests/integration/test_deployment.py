@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import re
 import subprocess
@@ -25,23 +24,22 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import pytest
 
 from kb.registry import Registry
 from tests.browser.test_app_browser import ask as ask_in_browser
 from tests.browser.test_app_browser import last_answer, open_chat, streamlit_server
-from tests.fixtures.browser import CHROMIUM_ARGS
+from tests.fixtures.browser import CHROMIUM, launch_chromium
 from tests.fixtures.procs import stop_process
 from tests.fixtures.settings import ROOT
 from tests.fixtures.webserver import page, serve
-from tests.integration.test_registry_postgres import BRIDGE, FERRY, cli, env_for, wait_for_holder
+from tests.integration.test_registry_postgres import cli, env_for, notes_sources, wait_for_holder
 from tests.integration.test_store_modes import chroma_server  # noqa: F401 - the fixture, used by name
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CHROMIUM = Path(os.environ.get("KB_CHROMIUM", "/usr/bin/chromium"))
 TIMEOUT = 240
 LIBRARY = ("Central library hours. The central library on Rua Augusta will open on Sundays from 3 May 2026, "
            "from ten in the morning until six in the evening, the city's culture department announced.\n")
@@ -105,18 +103,6 @@ def cited_files(answer: dict[str, Any]) -> list[str]:
     return [c["url"].rsplit("/", 1)[-1] for c in answer["citations"]]
 
 
-@contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 def test_one_ingester_two_ask_loops_and_the_app_share_postgres_chroma_and_the_data_dir(
         tmp_path: Path, postgres_url: str, chroma_server: int) -> None:  # noqa: F811 - the imported fixture
     if not CHROMIUM.exists():
@@ -126,12 +112,8 @@ def test_one_ingester_two_ask_loops_and_the_app_share_postgres_chroma_and_the_da
 
     data = tmp_path / "shared-storage" / "data"
     env = {**env_for(data, postgres_url), "KB_CHROMA_HOST": "127.0.0.1", "KB_CHROMA_PORT": str(chroma_server)}
+    notes_yaml = notes_sources(tmp_path)          # bridge.txt and ferry.txt in tmp_path/notes
     notes = tmp_path / "notes"
-    notes.mkdir()
-    (notes / "bridge.txt").write_text(BRIDGE, encoding="utf-8")
-    (notes / "ferry.txt").write_text(FERRY, encoding="utf-8")
-    notes_yaml = tmp_path / "notes.yaml"
-    notes_yaml.write_text(f"sources:\n  - name: notes\n    path: {notes}\n    doctype: news\n", encoding="utf-8")
 
     # Upgrades and first start: migrate, then the first ingest (2 documents).
     migrated = cli("ingest", "migrate", "--json", env=env)
@@ -153,7 +135,7 @@ def test_one_ingester_two_ask_loops_and_the_app_share_postgres_chroma_and_the_da
         app_env = {k: env[k] for k in ("KB_REGISTRY_URL", "KB_CHROMA_HOST", "KB_CHROMA_PORT")}
         app_url = stack.enter_context(streamlit_server(data, logs / "streamlit.log", KB_APP_STREAM_DELAY="0",
                                                        **app_env))
-        browser = stack.enter_context(chromium())
+        browser = stack.enter_context(launch_chromium())
         context = browser.new_context(viewport={"width": 1280, "height": 1100})
         stack.callback(context.close)
         tab = context.new_page()
