@@ -157,7 +157,7 @@ def answer_turn(engine: Any, question: str, filters: Any, status: Any, qlang: st
     A follow-up ("And when did he testify?") is resolved against the previous turn first, and the
     question as searched is shown."""
     from kb.answer.engine import Progress
-    from kb.answer.followup import resolve, searched_display
+    from kb.answer.followup import resolve
     from kb.generate.generator import ask as ask_in_mode
     from kb.generate.generator import prior_turn
     from kb.generate.grounding import GroundedClaim
@@ -187,12 +187,12 @@ def answer_turn(engine: Any, question: str, filters: Any, status: Any, qlang: st
     previous = [prior_turn(turn.answer) for turn in (history or [])[-1:]]
     resolution = resolve(question, qlang, previous)
     if resolution.follow_up:
-        stages.append(f"Follow-up: searching for “{searched_display(question, resolution.resolved)}”")
+        stages.append(f"Follow-up: searching for “{resolution.display}”")
         status.write(stages[-1])
-        status.update(label=f"Searching for: {searched_display(question, resolution.resolved)}")
+        status.update(label=f"Searching for: {resolution.display}")
     answer = ask_in_mode(engine, question, filters=filters, mode=mode,
                          on_claim=on_claim if mode == "generated" else None, on_progress=on_progress,
-                         settings=settings, previous=previous)
+                         settings=settings, resolution=resolution)
     live.empty()
     cards = make_cards(answer, engine)
     seconds = time.perf_counter() - t

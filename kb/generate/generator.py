@@ -125,14 +125,16 @@ def backend_for(settings: Settings) -> LLMBackend | None:
 
 def ask(engine: Engine, question: str, filters: Filters | None = None, top_k: int = 8, mode: str | None = None,
         on_claim: ClaimCallback | None = None, on_progress: ProgressCallback | None = None,
-        settings: Settings | None = None, previous: Sequence[PriorTurn] = ()) -> Answer:
+        settings: Settings | None = None, previous: Sequence[PriorTurn] = (),
+        resolution: Resolution | None = None) -> Answer:
     """The answer in the requested mode: ``generated`` when an LLM is configured (default), else extractive.
 
-    ``settings`` name the LLM (default: the engine's); engines are shared per index, LLM settings are not."""
+    ``settings`` name the LLM (default: the engine's); engines are shared per index, LLM settings are not.
+    A follow-up is resolved against ``previous`` (or given already resolved as ``resolution``)."""
     settings = settings or engine.settings
     question = (question or "").strip()
     qlang = question_language(question)
-    res = resolve(question, qlang, previous)
+    res = resolution or resolve(question, qlang, previous)
     backend = backend_for(settings) if mode != "extractive" else None
     if backend is None:
         ans = answer_question(res.resolved, engine, filters=filters, top_k=top_k, on_progress=on_progress,
