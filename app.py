@@ -363,13 +363,21 @@ def _examples(generation_key: str, language: str, _engine: Any) -> list[str]:
     return example_questions(list_documents(_engine.registry), language, answers)
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _overview(generation_key: str, _registry: Any) -> Any:
+    """The landing's counts, once per index generation and ingest run (they scan every document)."""
+    from kb.listings import overview
+
+    return overview(_registry)
+
+
 def landing(engine: Any) -> None:
     """What is indexed, what is missing because sources failed, and example questions to start with."""
     from kb.examples import reader_language
-    from kb.listings import overview
 
     reg = engine.registry
-    ov = overview(reg)
+    last_run = next(iter(reg.runs(limit=1)), {"run_id": ""})["run_id"]   # a failed run changes no generation
+    ov = _overview(f"{reg.where}|{reg.generation()}|{last_run}", reg)
     with st.container(border=True, key="kb-landing"):
         st.markdown(f"**What is indexed:** {ov.documents} document{'s' if ov.documents != 1 else ''} from "
                     f"{len(ov.by_publisher)} publisher{'s' if len(ov.by_publisher) != 1 else ''}"
