@@ -305,8 +305,9 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
         watcher.run()
     except KeyboardInterrupt:
         watcher.stop()
-    # A bounded watch (--max-runs/--for) reports failures like `run` does; a daemon stopped by a signal exits 0.
-    return 1 if failed_runs and (args.max_runs or duration) else 0
+    # A bounded watch (--max-runs/--for) reports failures like `run` does; a daemon stopped by a signal exits 0,
+    # one that stopped because another watcher took its lock exits 1 (so a supervisor notices).
+    return 1 if watcher.lost_lock or (failed_runs and (args.max_runs or duration)) else 0
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from kb.errors import KBError
 from kb.files import write_problem
@@ -34,9 +34,31 @@ def check_writable(settings: Settings) -> None:
             "KB_DATA_DIR writable or point it at a writable copy")
 
 
+class HeldLock:
+    """A lock this process holds; ``check()`` says whether it still does, retaking a lost one when free.
+
+    A file lock cannot be lost. A PostgreSQL advisory lock is lost with its session (a server restart, a
+    killed connection): ``check()`` then takes it again on the new session when nobody else took it in the
+    gap (``"retaken"``), or says another process has it (``"lost"``: the caller must stop)."""
+
+    def __init__(self, name: str = "", registry: Any = None) -> None:
+        self.name = name
+        self._reg = registry
+
+    def check(self) -> str:
+        """``"held"``, ``"retaken"`` or ``"lost"``."""
+        if self._reg is None or self._reg.holds_lock(self.name):
+            return "held"
+        return "retaken" if self._reg.try_lock(self.name) else "lost"
+
+    def holder(self) -> str:
+        """Who holds the lock now (``pid@host``), when another process does."""
+        return (self._reg.lock_holder(self.name) if self._reg is not None else None) or "another process"
+
+
 @contextmanager
 def registry_lock(settings: Settings, name: str, busy: Callable[[str, str], str], wait: bool = False,
-                  timeout: float | None = None) -> Iterator[None]:
+                  timeout: float | None = None) -> Iterator[HeldLock]:
     """Hold the advisory lock ``name`` of a PostgreSQL registry on a connection of its own, for the block.
 
     ``LockBusy(busy(holder, registry))`` when another session holds it (``holder``: ``pid@host``), unless
@@ -48,7 +70,7 @@ def registry_lock(settings: Settings, name: str, busy: Callable[[str, str], str]
             if not wait or (deadline is not None and time.monotonic() > deadline):
                 raise LockBusy(busy(reg.lock_holder(name) or "another process", reg.where))
             time.sleep(0.5)
-        yield
+        yield HeldLock(name, reg)
     finally:
         reg.close()   # ends the session, and with it the lock
 

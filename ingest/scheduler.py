@@ -32,7 +32,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ingest.lock import LockBusy, registry_lock
+from ingest.lock import HeldLock, LockBusy, registry_lock
 from ingest.pipeline import IngestReport, run_ingest
 from ingest.sources import Source, load_all_sources, managed_path
 from kb.errors import KBError
@@ -46,13 +46,15 @@ log = logging.getLogger(__name__)
 RETRY_BASE = 300.0
 #: How often the watcher checks whether the sources file changed (seconds).
 SYNC_SECONDS = 10.0
+#: How often the watcher checks that it still holds its one-watcher lock (seconds; PostgreSQL registry).
+LOCK_CHECK_SECONDS = 5.0
 
 
 @dataclass
 class WatchEvent:
     """Something the watcher did, for the CLI to print."""
 
-    kind: str                      # "scheduled" | "run" | "error" | "sources" | "stopped"
+    kind: str                      # "scheduled" | "run" | "error" | "sources" | "lock" | "stopped"
     message: str
     source: str = ""
     report: IngestReport | None = None
@@ -87,14 +89,14 @@ def next_due(source: Source, row: dict | None, state: SourceState | None = None,
 
 
 @contextmanager
-def watch_lock(settings: Settings) -> Iterator[None]:
+def watch_lock(settings: Settings) -> Iterator[HeldLock]:
     """One watcher per registry: an exclusive ``flock`` on ``<data>/watch.lock``, or on PostgreSQL
     (``KB_REGISTRY_URL``) an advisory lock on its server across machines (freed even by kill -9)."""
     if settings.registry_url:
         with registry_lock(settings, "ingest-watch",
                            busy=lambda holder, where: f"another `ingest watch` (pid {holder}) is already running on "
-                           f"the registry {where}; stop it first, or use another KB_REGISTRY_URL"):
-            yield
+                           f"the registry {where}; stop it first, or use another KB_REGISTRY_URL") as held:
+            yield held
         return
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(settings.data_dir / "watch.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -107,7 +109,7 @@ def watch_lock(settings: Settings) -> Iterator[None]:
                            "stop it first, or use another KB_DATA_DIR") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
+        yield HeldLock()
     finally:
         os.close(fd)
 
@@ -123,6 +125,7 @@ class Watcher:
     on_event: Callable[[WatchEvent], None] = lambda e: None
     sources: list[Source] = field(default_factory=list)
     state: dict[str, SourceState] = field(default_factory=dict)
+    lost_lock: bool = False                # stopped because another watcher took the lock
     runs: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _mtime: tuple[float, float] = (0.0, 0.0)
@@ -270,23 +273,44 @@ class Watcher:
 
     def run(self) -> int:
         """Schedule every source and block until stopped (max_runs, duration, ``stop()``); returns runs done."""
-        with watch_lock(self.settings):
+        with watch_lock(self.settings) as held:
             self._schedule_all()
             self.scheduler.add_job(self._sync_sources, "interval", seconds=SYNC_SECONDS, id="sync-sources",
                                    executor="sync")
             self.scheduler.start()
             deadline = None if self.duration is None else time.monotonic() + self.duration
+            next_check = time.monotonic() + LOCK_CHECK_SECONDS
             try:
                 while not self._stop.is_set():
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         break
                     self._stop.wait(timeout=0.5 if left is None else min(0.5, left))
+                    if time.monotonic() >= next_check:
+                        next_check = time.monotonic() + LOCK_CHECK_SECONDS
+                        self._check_lock(held)
             finally:
                 self._stop.set()
                 self.scheduler.shutdown(wait=True)   # lets a run in progress finish
             self.on_event(WatchEvent("stopped", f"stopped after {self.runs} run(s)"))
             return self.runs
+
+
+    def _check_lock(self, held: HeldLock) -> None:
+        """Retake the one-watcher lock after a lost registry session; stop when another watcher took it."""
+        try:
+            state = held.check()
+        except Exception as exc:  # noqa: BLE001 - the registry is unreachable right now: try again later
+            self.on_event(WatchEvent("error", f"cannot check the watcher lock ({exc}); trying again in "
+                                              f"{LOCK_CHECK_SECONDS:.0f} s"))
+            return
+        if state == "retaken":
+            self.on_event(WatchEvent("lock", "the registry session was lost; took the one-watcher lock again"))
+        elif state == "lost":
+            self.on_event(WatchEvent("error", f"the registry session was lost and another `ingest watch` "
+                                              f"(pid {held.holder()}) took over; stopping this one"))
+            self.lost_lock = True
+            self._stop.set()
 
 
 def _human(seconds: float) -> str:

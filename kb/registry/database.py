@@ -622,6 +622,15 @@ class Registry:
         name_ = str(rows[0][0] or "") if rows else ""
         return name_.removeprefix("kb ") or None
 
+    def holds_lock(self, name: str) -> bool:
+        """Whether this connection's session still holds the advisory lock ``name`` (False after the session
+        was lost: the next query runs on a new session, which holds nothing)."""
+        self._need_shared_locks()
+        key = lock_key(name) & 0xFFFFFFFFFFFFFFFF
+        return bool(self._one("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+                              "AND pid = pg_backend_pid() AND classid::bigint = ? AND objid::bigint = ?",
+                              (key >> 32, key & 0xFFFFFFFF)))
+
     def _need_shared_locks(self) -> None:
         if not self._dialect.shared_locks:
             raise NotImplementedError(f"advisory locks need a PostgreSQL registry, not {self.dialect}")

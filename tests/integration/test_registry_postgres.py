@@ -11,11 +11,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from ingest import scheduler
 from ingest.lock import LockBusy, run_lock
 from kb.registry import Registry
 from kb.registry.schema import LATEST
@@ -231,3 +233,81 @@ def test_a_registry_reconnects_after_the_server_ends_its_session(tmp_path: Path,
     assert reader.get_meta("probe") == "two"
     reader.close()
     writer.close()
+
+
+def _kill_lock_session(postgres_url: str, name: str) -> int:
+    """End the server session that holds the advisory lock ``name`` (as a server restart or an idle kill would)."""
+    import psycopg
+
+    from kb.registry.database import lock_key
+
+    key = lock_key(name) & 0xFFFFFFFFFFFFFFFF
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        rows = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                             "AND objsubid = 1 AND classid::bigint = %s AND objid::bigint = %s",
+                             (key >> 32, key & 0xFFFFFFFF)).fetchall()
+    return len(rows)
+
+
+def _start_watcher(tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+                   check_seconds: float) -> tuple[scheduler.Watcher, list[scheduler.WatchEvent], threading.Thread]:
+    monkeypatch.setattr(scheduler, "LOCK_CHECK_SECONDS", check_seconds)
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("sources: []\n", encoding="utf-8")
+    events: list[scheduler.WatchEvent] = []
+    watcher = scheduler.Watcher(make_settings(tmp_path / "data", registry_url=postgres_url), sources, duration=60,
+                                on_event=events.append)
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    return watcher, events, thread
+
+
+def test_a_watcher_that_lost_its_postgres_session_takes_its_lock_again(
+        tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    watcher, events, thread = _start_watcher(tmp_path, postgres_url, monkeypatch, check_seconds=0.3)
+    me = f"{os.getpid()}@{os.uname().nodename}"[:60]
+    reg = Registry(tmp_path / "registry.sqlite", url=postgres_url)
+    try:
+        deadline = time.monotonic() + 30
+        while reg.lock_holder("ingest-watch") != me:
+            assert time.monotonic() < deadline and thread.is_alive(), [e.message for e in events]
+            time.sleep(0.1)
+        assert _kill_lock_session(postgres_url, "ingest-watch") == 1
+        deadline = time.monotonic() + 30
+        while not any(e.kind == "lock" for e in events):
+            assert time.monotonic() < deadline, [e.message for e in events]
+            time.sleep(0.1)
+        assert reg.lock_holder("ingest-watch") == me          # held again, on a new session
+        assert not reg.try_lock("ingest-watch")               # so a second watcher is still refused
+        assert thread.is_alive() and not watcher.lost_lock
+    finally:
+        watcher.stop()
+        thread.join(timeout=30)
+        reg.close()
+    assert not thread.is_alive()
+
+
+def test_a_watcher_stops_when_another_took_its_lock_while_its_session_was_lost(
+        tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    watcher, events, thread = _start_watcher(tmp_path, postgres_url, monkeypatch, check_seconds=2.0)
+    other = Registry(tmp_path / "registry.sqlite", url=postgres_url)   # the "other machine's" watcher session
+    try:
+        deadline = time.monotonic() + 30
+        while not other.lock_holder("ingest-watch"):
+            assert time.monotonic() < deadline and thread.is_alive(), [e.message for e in events]
+            time.sleep(0.1)
+        for _ in range(5):   # kill, then take it before the watcher's next check (retried if the watcher won)
+            assert _kill_lock_session(postgres_url, "ingest-watch") == 1
+            if other.try_lock("ingest-watch"):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the watcher always retook its lock first")
+        thread.join(timeout=30)
+        assert not thread.is_alive() and watcher.lost_lock
+        assert any(e.kind == "error" and "another `ingest watch`" in e.message and "stopping this one" in e.message
+                   for e in events), [e.message for e in events]
+    finally:
+        watcher.stop()
+        thread.join(timeout=30)
+        other.close()
