@@ -107,11 +107,13 @@ def child_env(data_dir: Path, embed_cache: Path, threads: int) -> dict[str, str]
     return env
 
 
-def build_index(data_dir: Path, env: dict[str, str], rebuild: bool = False) -> dict[str, Any]:
-    """Copy the 19 indexed articles, write the sources file, ingest unless the same files are indexed."""
+def build_index(data_dir: Path, env: dict[str, str], rebuild: bool = False,
+                chosen: Sequence[str] | None = None) -> dict[str, Any]:
+    """Copy the indexed articles (the 19 of the split, or ``chosen``), write the sources file, ingest unless
+    the same files are indexed."""
     corpus = data_dir / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
-    wanted = {f"{a}.md": XQUAD / "corpus" / f"{a}.md" for a in indexed_articles()}
+    wanted = {f"{a}.md": XQUAD / "corpus" / f"{a}.md" for a in (chosen or indexed_articles())}
     for old in corpus.iterdir():
         if old.name not in wanted:
             old.unlink()

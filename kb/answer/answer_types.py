@@ -55,7 +55,7 @@ _NUMBER = re.compile(
 
 _NOT_QUANTITY = re.compile(
     r"\[\d+\]|(\b(No|Nos|Dkt|Document|Page|Case|Section|Exhibit|Ex|ECF|Rule|Article|Art)\.?:?\s*|§\s*)+#?[\d.:\-a-zA-Z]+|"
-    r"#\d+|\b(19|20)\d\d\b|\b\d+(\.\d+)+\b|\d{1,2}/\d{1,2}/\d{2,4}",
+    r"#\d+|\b(19|20)\d\d\b|\b\d+(\.\d+)+\b|\d{1,2}/\d{1,2}/\d{2,4}|^\W*\d{1,2}[.)]\s",
     re.IGNORECASE)
 
 
@@ -66,15 +66,42 @@ _MONTHS = re.compile(
     re.IGNORECASE)
 
 
+#: A question for the day something happened ("on what day", "an welchem Tag", "哪天"): a year alone
+#: does not answer it.
+_DAY_Q = re.compile(
+    r"\bwhat (day|date)\b|\bon (what|which) (day|date)\b|\bwhich (day|date)\b|\bqu[eé] (fecha|d[ií]a)\b|"
+    r"\bquel(le)? (jour|date)\b|\b(an )?welche[mn]? (tag|datum)\b|\b(que|qual|em que) (data|dia)\b|"
+    r"किस (दिन|तारीख)|哪天|哪一天|几月几日|几号|何日|何月何日|какого числа|в какой день|في أي يوم|ما تاريخ",
+    re.IGNORECASE)
+
+
+_MONTH_NAMES = (r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*|enero|febrero|marzo|abril|mayo|junio|"
+                r"julio|agosto|septiembre|octubre|noviembre|diciembre|janvier|f[ée]vrier|mars|avril|mai|juin|"
+                r"juillet|ao[uû]t|septembre|octobre|novembre|d[ée]cembre|januar|februar|m[äa]rz|april|juni|juli|"
+                r"oktober|dezember|janeiro|fevereiro|mar[çc]o|maio|junho|julho|setembro|outubro|dezembro")
+
+
+_DAY = re.compile(
+    rf"\b({_MONTH_NAMES})\.?\s+\d{{1,2}}\b|\b\d{{1,2}}(st|nd|rd|th|\.|º)?\s+(of\s+|de\s+)?({_MONTH_NAMES})\b|"
+    r"\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}\.\d{1,2}\.\d{2,4}\b|"
+    r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|tomorrow|lunes|martes|"
+    r"mi[ée]rcoles|jueves|viernes|lundi|mardi|mercredi|jeudi|vendredi|montag|dienstag|mittwoch|donnerstag|"
+    r"freitag|gestern|heute|hier|ayer|hoy|ontem|hoje)\b|[0-9一二三四五六七八九十]+\s?[日号]|星期|周[一二三四五六日]",
+    re.IGNORECASE)
+
+
 _YEAR_SPAN = re.compile(r"\b(1[0-9]|20)\d\d\s*(-|–|to|until|bis|hasta|à|до)\s*(1[0-9]|20)?\d\d\b")
 
 
 def asked_type(question: str) -> str | None:
-    """``amount`` (money), ``quantity`` or ``date`` when the question asks for one, else None."""
+    """``amount`` (money), ``quantity``, ``day`` (a date to the day) or ``date`` when the question asks for
+    one, else None."""
     if _AMOUNT_Q.search(question):
         return "amount"
     if _QUANTITY_Q.search(question):
         return "quantity"
+    if _DAY_Q.search(question):
+        return "day"
     if _DATE_Q.search(question):
         return "date"
     return None
@@ -88,12 +115,15 @@ def carries_type(text: str, kind: str | None) -> bool:
         return bool(_NUMBER.search(_NOT_QUANTITY.sub(" ", text)) or _YEAR_SPAN.search(text))
     if kind == "date":
         return bool(_MONTHS.search(text))
+    if kind == "day":
+        return bool(_DAY.search(text))
     return True
 
 
 _COUNTED = re.compile(
     r"\bhow many\s+(?P<en>[\w\-]+(?:\s+[\w\-]+)?)|\bcu[aá]nt[oa]s\s+(?P<es>[\w\-]+)|\bcombien\s+d[e']\s*(?P<fr>[\w\-]+)|"
-    r"\bwie viele\s+(?P<de>[\w\-]+)|\bquant[oa]s\s+(?P<pt>[\w\-]+)|कितन[ेीा]\s+(?P<hi>[\w\-]+)",
+    r"\bwie viele\s+(?P<de>[\w\-]+)|\bquant[oa]s\s+(?P<pt>[\w\-]+)|कितन[ेीा]\s+(?P<hi>[\w\-]+)|"
+    r"多少[个名位辆台家次件条部]?(?P<zh>[\u4e00-\u9fff]{1,4})",
     re.IGNORECASE)
 
 
@@ -106,8 +136,8 @@ def counted_terms(question: str, qlang: str, idf: Callable[[str], float]) -> lis
     m = _COUNTED.search(question)
     if not m:
         return []
-    phrase = next(v for v in m.groupdict().values() if v)
-    return [t for t in tokenize(phrase, "en") if idf(t) > 0 and not t.isdigit()]
+    lang, phrase = next((k, v) for k, v in m.groupdict().items() if v)
+    return [t for t in tokenize(phrase, "zh" if lang == "zh" else "en") if idf(t) > 0 and not t.isdigit()]
 
 
 # -- entities asked for: who, which court, which section (a scoring bonus, never a reason to abstain) ---

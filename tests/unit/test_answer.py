@@ -41,6 +41,9 @@ def retrieval(top_dense: float, median: float | None = None) -> Retrieval:
     ("xAI 使用了多少个令牌？", "quantity"),
     ("When was the order denying the injunction issued?", "date"),
     ("Quand le procès a-t-il commencé ?", "date"),
+    ("An welchem Tag ging xAI an die Börse?", "day"),
+    ("On what day did Musk testify?", "day"),
+    ("马斯克是哪天出庭作证的？", "day"),
     ("In which court did Musk testify?", None),
 ])
 def test_asked_type(q: str, kind: str | None) -> None:
@@ -54,6 +57,15 @@ def test_carries_type() -> None:
     assert not carries_type("The court denied the motion.", "date")
     assert carries_type("anything", None)
     assert carries_type("The court awarded $2.5 million in damages.", "amount")
+    # A list's item number is not a quantity.
+    assert not carries_type("3. ChatGPT Enterprise, Edu, Healthcare and Business", "quantity")
+    assert carries_type("3 ChatGPT plans are offered to businesses.", "quantity")
+    # A year does not say on which day; a day with its month does, in the sources' languages too.
+    assert not carries_type("xAI, which started in 2023, would try to learn from the leader.", "day")
+    assert carries_type("The order was filed on March 4, 2025.", "day")
+    assert carries_type("Musk declaró el 30 de abril ante el tribunal.", "day")
+    assert carries_type("Die Anhörung fand am 4. März statt.", "day")
+    assert carries_type("马斯克于4月30日出庭作证。", "day")
     assert not carries_type("Musk was one of OpenAI's largest donors in 2016.", "amount")
     assert not carries_type("Defendants[1] move for summary judgment (Dkt. No. 390).", "quantity")
 
@@ -77,6 +89,13 @@ def test_support_is_relative_to_the_question_and_its_language() -> None:
     # The same margins count for more across languages, where cosines sit lower.
     low = Evidence(passage_dense=0.80, sentence_dense=0.80, median_dense=0.76)
     assert support(Evidence(**{**low.__dict__, "cross_lingual": True})) > support(low)
+    # A first document that stands out from the next one, and a best sentence that shares the question's
+    # words, are both signs that the index holds the subject.
+    assert support(Evidence(**{**low.__dict__, "doc_gap": 0.08})) > support(Evidence(**{**low.__dict__, "doc_gap": 0.0}))
+    assert support(Evidence(**{**low.__dict__, "lexical": 0.6})) > support(low)
+    # Arabic questions over English passages sit lower still than the average cross-lingual pair.
+    xl = {**low.__dict__, "cross_lingual": True}
+    assert support(Evidence(**{**xl, "qlang": "ar"})) > support(Evidence(**{**xl, "qlang": "es"}))
 
 
 def test_abstains_when_the_asked_fact_type_is_missing() -> None:
