@@ -1,7 +1,12 @@
 """Query latency: hybrid retrieval and full answers vs a plain Chroma query, at corpus size and at 100k chunks.
 
     python bench/query.py [--data-dir DIR] [--synthetic 100000] [--synthetic-dir data/bench-synthetic]
-                          [--questions FILE ...] [--repeat 2] [--json]
+                          [--questions FILE ...] [--repeat 2] [--skip-corpus] [--chroma-pid PID] [--json]
+
+    # 1M chunks on a Chroma server (the store is chosen by KB_CHROMA_HOST/KB_CHROMA_PORT as in the app):
+    chroma run --path data/bench-1m/chroma --port 8123 &
+    KB_CHROMA_HOST=127.0.0.1 KB_CHROMA_PORT=8123 python bench/query.py --skip-corpus --synthetic 1000000 \
+        --synthetic-dir data/bench-1m --chroma-pid $!
 
 - Corpus size: the index in ``--data-dir`` (default ``KB_DATA_DIR`` or ``data``), questions from the
   shared dev set and ``tests/fixtures/questions_extra.jsonl``.
@@ -11,7 +16,9 @@
 - For every question, in the same run and on the same collection: a plain ``collection.query`` (top 8,
   no filter) and ``Retriever.search`` (dense + BM25 + fusion + filters + dedup), both given the same
   precomputed query vector; query embedding is timed separately; then a full ``Engine.ask``.
-Prints p50/p95 per stage; ``--json`` prints the numbers as one object. Goal: retrieval p95 at 100k
+The synthetic index is built in a child process; the measuring process reports its RSS after the
+catalogue and BM25 are loaded and the questions asked (``rss_mib``, peak ``peak_rss_mib``), and the
+Chroma server's RSS when ``--chroma-pid`` is given. Prints p50/p95 per stage; ``--json`` prints the numbers as one object. Goal: retrieval p95 at 100k
 no more than 2x the plain Chroma p95.
 """
 from __future__ import annotations
@@ -42,6 +49,9 @@ from kb.times import FOREVER
 
 SHARED = Path(os.environ.get("KB_SHARED_DIR", ROOT.parent / "shared"))
 CHUNKS_PER_DOC = 100
+#: Documents per Chroma ``add`` call while building the synthetic index (2,000 chunks: under Chroma's
+#: maximum batch of 5,461).
+BATCH_DOCS = 20
 
 
 def pct(values: list[float], q: float) -> float:
@@ -103,6 +113,7 @@ def build_synthetic(settings: Settings, n: int, dim: int, embedder_id: str, seed
     doctypes = ["news", "tos", "court", "blog"]
     t0 = time.perf_counter()
     n_docs = (n + CHUNKS_PER_DOC - 1) // CHUNKS_PER_DOC
+    pending: dict[str, list[Any]] = {"ids": [], "embeddings": [], "documents": [], "metadatas": []}
     for d in range(n_docs):
         doc_id = hashlib.sha256(f"synthetic-{d}".encode()).hexdigest()[:16]
         texts = [_chunk_text(rng, vocab, probs) for _ in range(min(CHUNKS_PER_DOC, n - d * CHUNKS_PER_DOC))]
@@ -135,9 +146,15 @@ def build_synthetic(settings: Settings, n: int, dim: int, embedder_id: str, seed
                   "language": lang, "doc_language": lang, "published": published, "published_ts": pts,
                   "retrieved": "2026-01-01T00:00:00Z", "valid_from": 1767225600, "valid_to": FOREVER,
                   "start": s, "end": e, "seq": i} for i, (s, e) in enumerate(spans)]
-        store.collection.add(ids=[chunk_id_for(vid, i) for i in range(len(texts))], embeddings=vecs,
-                             documents=texts, metadatas=metas)
-        if d % 50 == 0:
+        pending["ids"] += [chunk_id_for(vid, i) for i in range(len(texts))]
+        pending["embeddings"].append(vecs)
+        pending["documents"] += texts
+        pending["metadatas"] += metas
+        if (d + 1) % BATCH_DOCS == 0 or d == n_docs - 1:
+            store.collection.add(ids=pending["ids"], embeddings=np.concatenate(pending["embeddings"]),
+                                 documents=pending["documents"], metadatas=pending["metadatas"])
+            pending = {"ids": [], "embeddings": [], "documents": [], "metadatas": []}
+        if d % 500 == 0:
             print(f"  synthetic: {min(n, (d + 1) * CHUNKS_PER_DOC)}/{n} chunks, {time.perf_counter() - t0:.0f} s",
                   file=sys.stderr, flush=True)
     reg.bump_generation()
@@ -159,8 +176,28 @@ def synthetic_questions(settings: Settings, k: int, seed: int = 11) -> list[str]
 
 
 # -- measurement -------------------------------------------------------------------------------------
-def measure(engine: Engine, questions: list[str], repeat: int, label: str) -> dict[str, Any]:
+def rss_mib(pid: int | str = "self") -> float:
+    """Resident set size of a process now, in MiB (0 when /proc is not there)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def measure(engine: Engine, questions: list[str], repeat: int, label: str,
+            server_pid: int | None = None) -> dict[str, Any]:
     """Plain Chroma query vs hybrid retrieval vs full answer, per question, same collection, same run."""
+    rss_before = rss_mib()
     t = time.perf_counter()
     engine.retriever.load()  # catalogue + BM25 (from the on-disk cache when present)
     load_s = time.perf_counter() - t
@@ -182,11 +219,16 @@ def measure(engine: Engine, questions: list[str], repeat: int, label: str) -> di
             t = time.perf_counter()
             engine.ask(q)
             answer.append(time.perf_counter() - t)
-    row: dict[str, Any] = {"label": label, "chunks": engine.store.count(), "questions": len(questions), "repeat": repeat,
-           "bm25_load_s": round(load_s, 3)}
+    row: dict[str, Any] = {"label": label, "store": engine.settings.store_mode, "chunks": engine.store.count(),
+                           "questions": len(questions), "repeat": repeat, "bm25_load_s": round(load_s, 3),
+                           "rss_before_load_mib": rss_before, "rss_mib": rss_mib(), "peak_rss_mib": peak_rss_mib()}
+    if server_pid:
+        row["chroma_server_rss_mib"] = rss_mib(server_pid)
     for name, vals in (("plain_chroma", plain), ("retrieval", retrieval), ("embed_query", embed), ("answer", answer)):
         row[f"{name}_p50_ms"] = round(pct(vals, 0.5), 1)
         row[f"{name}_p95_ms"] = round(pct(vals, 0.95), 1)
+    row["retrieval_max_ms"] = round(1000 * max(retrieval, default=0.0), 1)
+    row["plain_chroma_max_ms"] = round(1000 * max(plain, default=0.0), 1)
     row["retrieval_vs_plain_p95"] = round(row["retrieval_p95_ms"] / max(row["plain_chroma_p95_ms"], 1e-6), 2)
     return row
 
@@ -200,13 +242,25 @@ def main(argv: list[str] | None = None) -> int:
                     default=[SHARED / "eval" / "dev_questions.jsonl", ROOT / "tests" / "fixtures" / "questions_extra.jsonl"])
     ap.add_argument("--synthetic-questions", type=int, default=40)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--chroma-pid", type=int, help="the Chroma server's pid, to report its RSS (KB_CHROMA_HOST set)")
+    ap.add_argument("--skip-corpus", action="store_true", help="only the synthetic index")
+    ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
     base = load_settings()
+    if args.build_only:
+        from kb.vectors.embedding import make_embedder
+
+        syn = base.with_(data_dir=args.synthetic_dir, collection="synthetic")
+        emb = make_embedder(syn)
+        build_synthetic(syn, args.synthetic, emb.dim, emb.model_id)
+        return 0
     rows = []
     corpus = base.with_(data_dir=args.data_dir) if args.data_dir else base
-    if corpus.registry_path.exists():
+    if args.skip_corpus:
+        pass
+    elif corpus.registry_path.exists():
         questions = load_questions(args.questions)
         eng = Engine(corpus)
         rows.append(measure(eng, questions, args.repeat, "corpus"))
@@ -214,24 +268,28 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"no index in {corpus.data_dir}; run `python -m ingest run` first (skipping corpus size)", file=sys.stderr)
     if args.synthetic:
-        from kb.vectors.embedding import make_embedder
+        import subprocess
 
         syn = base.with_(data_dir=args.synthetic_dir, collection="synthetic")
-        emb = make_embedder(syn)
-        build_synthetic(syn, args.synthetic, emb.dim, emb.model_id)
+        # Built in a child process, so this process's memory figures are those of an app, not of the build.
+        t = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--build-only", "--synthetic", str(args.synthetic),
+                        "--synthetic-dir", str(args.synthetic_dir)], check=True)
+        print(f"  synthetic index ready ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
         eng = Engine(syn)
         rows.append(measure(eng, synthetic_questions(syn, args.synthetic_questions), args.repeat,
-                            f"synthetic {args.synthetic}"))
+                            f"synthetic {args.synthetic}", args.chroma_pid))
         eng.close()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if args.json:
         print(json.dumps({"rows": rows, "cpus": os.cpu_count(), "load_avg_1m": load}, indent=2))
         return 0
     cols = ["label", "chunks", "plain_chroma_p50_ms", "plain_chroma_p95_ms", "retrieval_p50_ms", "retrieval_p95_ms",
-            "retrieval_vs_plain_p95", "embed_query_p50_ms", "answer_p50_ms", "answer_p95_ms", "bm25_load_s"]
+            "retrieval_vs_plain_p95", "embed_query_p50_ms", "answer_p50_ms", "answer_p95_ms", "bm25_load_s",
+            "rss_mib", "peak_rss_mib", "chroma_server_rss_mib"]
     print(" | ".join(cols))
     for r in rows:
-        print(" | ".join(str(r[c]) for c in cols))
+        print(" | ".join(str(r.get(c, "")) for c in cols))
     print(f"({os.cpu_count()} CPUs, 1-min load average {load:.1f}; times exclude model loading)")
     return 0
 

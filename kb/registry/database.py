@@ -868,7 +868,7 @@ class Registry:
         return {r[0] for r in self._rows(
             "SELECT c.chunk_id FROM chunks c JOIN versions v ON v.version_id=c.version_id WHERE v.status='indexed'")}
 
-    def catalogue_rows(self) -> list[dict[str, Any]]:
+    def catalogue_rows(self) -> list[Any]:
         """Every chunk of an indexed version with what retrieval filters on, by chunk id."""
         rows = self._rows(
             'SELECT c.chunk_id, c.version_id, c.doc_id, c.start, c."end" AS "end", c.language, c.text, '
@@ -876,7 +876,7 @@ class Registry:
             "COALESCE(NULLIF(v.title, ''), d.title, '') AS title, d.source, d.url, d.publisher, d.doctype "
             "FROM chunks c JOIN versions v ON v.version_id = c.version_id JOIN documents d ON d.doc_id = c.doc_id "
             "WHERE v.status = 'indexed' ORDER BY c.chunk_id")
-        return [dict(r) for r in rows]
+        return rows   # read by column name; not copied into dicts (a million of them would cost GiBs)
 
     # -- summaries for status, the overview and the sources page -----------------------------
     def index_counts(self) -> dict[str, int]:

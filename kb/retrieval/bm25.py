@@ -37,7 +37,7 @@ class BM25Index:
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG and would print
 
         self.catalog = catalog
-        ids = [r["chunk_id"] for r in catalog.rows]
+        ids = list(catalog.rows.column("chunk_id"))
         digest = hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:16]
         self.key = f"g{generation}-f{BM25_FORMAT}-{stemmer_backend()}-{digest}"
         path = cache_dir / self.key if cache_dir else None
@@ -73,8 +73,16 @@ class BM25Index:
 
         # The document title goes with every chunk: "the OpenAI Services Agreement" names the document,
         # rarely the passage.
-        corpus = [(tokenize(r["title"] or "", r["doc_language"] or "en") + tokenize(r["text"], r["language"] or "en"))
-                  or [""] for r in catalog.rows]
+        # Tokens are stored once each (a million chunks hold ~100M tokens but a few hundred thousand distinct).
+        col = catalog.rows.column
+        shared: dict[str, str] = {}
+        titles: dict[tuple[str, str], list[str]] = {}
+        corpus = []
+        for title, doc_lang, text, lang in zip(col("title"), col("doc_language"), col("text"), col("language")):
+            key = (title or "", doc_lang or "en")
+            if key not in titles:
+                titles[key] = [shared.setdefault(t, t) for t in tokenize(*key)]
+            corpus.append((titles[key] + [shared.setdefault(t, t) for t in tokenize(text, lang or "en")]) or [""])
         model = bm25s.BM25(k1=1.2, b=0.75)
         if corpus:
             model.index(corpus, show_progress=False)

@@ -3,7 +3,7 @@ as Chroma ``where`` clauses, applied identically on both sides of hybrid retriev
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Sequence, overload
 
 import numpy as np
 
@@ -13,25 +13,62 @@ from kb.retrieval.filters import Filters, split_values
 from kb.times import FOREVER, date_ts, parse_when
 
 
+class CatalogueRows(Sequence[dict[str, Any]]):
+    """The catalogue's rows stored as columns: ``rows[i]`` is a dict made on demand.
+
+    A million chunks as a million dicts cost several GiB; as columns, with the strings every chunk of a
+    document repeats (ids, title, URL, publisher...) stored once, about the size of the chunk texts."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+        self._cols: dict[str, list[Any]] = {k: [] for k in self.columns}
+        shared: dict[str, str] = {}
+        unique = {"chunk_id", "text"}
+        appenders = [(k, self._cols[k].append, k not in unique) for k in self.columns]
+        for r in rows:
+            for k, append, intern in appenders:
+                v = r[k]
+                append(shared.setdefault(v, v) if intern and isinstance(v, str) else v)
+
+    def __len__(self) -> int:
+        return len(self._cols[self.columns[0]]) if self.columns else 0
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return {k: col[i] for k, col in self._cols.items()}
+
+    def column(self, name: str) -> list[Any]:
+        """One column, in row order (the stored list itself: do not modify it)."""
+        return self._cols[name]
+
+
 class ChunkCatalogue:
     """Every indexed chunk with the metadata filters need, as parallel columns."""
 
     COLUMNS = ("chunk_id", "version_id", "doc_id", "start", "end", "language", "text", "valid_from", "valid_to",
                "published", "retrieved", "doc_language", "title", "source", "url", "publisher", "doctype")
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
-        self.rows = rows
-        self.index = {r["chunk_id"]: i for i, r in enumerate(rows)}
-        self.valid_from = np.array([r["valid_from"] for r in rows], dtype=np.int64)
-        self.valid_to = np.array([r["valid_to"] for r in rows], dtype=np.int64)
-        self.published_ts = np.array([date_ts(r["published"]) for r in rows], dtype=np.int64)
+    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
+        self.rows = CatalogueRows(rows, self.COLUMNS)
+        col = self.rows.column
+        self.index = {c: i for i, c in enumerate(col("chunk_id"))}
+        self.valid_from = np.array(col("valid_from"), dtype=np.int64)
+        self.valid_to = np.array(col("valid_to"), dtype=np.int64)
+        self.published_ts = np.array([date_ts(p) for p in col("published")], dtype=np.int64)
 
         def codes(key: str) -> tuple[np.ndarray, list[str]]:
-            values = sorted({(r[key] or "") for r in rows})
+            values = sorted({(v or "") for v in col(key)})
             pos = {v: i for i, v in enumerate(values)}
-            return np.array([pos[r[key] or ""] for r in rows], dtype=np.int32), values
+            return np.array([pos[v or ""] for v in col(key)], dtype=np.int32), values
 
-        self.url_group = self._url_groups(rows)
+        self.url_group = self._url_groups(col("url"), col("doc_id"))
         self.language, self.languages = codes("language")
         self.doc_language, self.doc_languages = codes("doc_language")
         self.doctype, self.doctypes = codes("doctype")
@@ -42,18 +79,18 @@ class ChunkCatalogue:
         return len(self.rows)
 
     @staticmethod
-    def _url_groups(rows: list[dict[str, Any]]) -> np.ndarray:
+    def _url_groups(urls: Sequence[str | None], doc_ids: Sequence[str]) -> np.ndarray:
         """Group id of rows whose *different* documents share one URL (-1 when the URL has one document).
 
         Two files with the same front-matter URL are two versions of one page that ingest kept as two
         documents; retrieval treats them as versions (the latest published one by default).
         """
         docs_by_url: dict[str, set[str]] = {}
-        for r in rows:
-            if r["url"]:
-                docs_by_url.setdefault(r["url"].rstrip("/"), set()).add(r["doc_id"])
+        for url, doc in zip(urls, doc_ids):
+            if url:
+                docs_by_url.setdefault(url.rstrip("/"), set()).add(doc)
         ids = {u: i for i, u in enumerate(sorted(u for u, d in docs_by_url.items() if len(d) > 1))}
-        return np.array([ids.get((r["url"] or "").rstrip("/"), -1) for r in rows], dtype=np.int64)
+        return np.array([ids.get((u or "").rstrip("/"), -1) for u in urls], dtype=np.int64)
 
     def _latest_of_groups(self, m: np.ndarray, at: int | None) -> np.ndarray:
         """Within each URL group keep only the document published last (at or before ``at`` when given)."""
@@ -66,15 +103,16 @@ class ChunkCatalogue:
             if not dated:
                 continue
             best = max(self.published_ts[i] for i in dated)
-            keep_docs = {self.rows[i]["doc_id"] for i in dated if self.published_ts[i] == best}
+            doc_ids = self.rows.column("doc_id")
+            keep_docs = {doc_ids[i] for i in dated if self.published_ts[i] == best}
             for i in rows:
-                if self.rows[i]["doc_id"] not in keep_docs and (self.published_ts[i] or at is None):
+                if doc_ids[i] not in keep_docs and (self.published_ts[i] or at is None):
                     out[i] = False
         return out
 
     @classmethod
     def load(cls, registry: Registry) -> ChunkCatalogue:
-        return cls([{k: r[k] for k in cls.COLUMNS} for r in registry.catalogue_rows()])
+        return cls(registry.catalogue_rows())
 
     def passage(self, i: int, score: float = 0.0) -> Passage:
         r = self.rows[i]

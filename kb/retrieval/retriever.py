@@ -212,7 +212,7 @@ class Retriever:
                 for row, score in fused]
         if prefer_docs:
             for h in hits:
-                if cat.rows[h.row]["doc_id"] in prefer_docs:
+                if cat.rows.column("doc_id")[h.row] in prefer_docs:
                     h.fused *= 1.0 + FOLLOW_UP_BOOST
             hits.sort(key=lambda h: -h.fused)
         hits = self._dedup(hits, top_k)
@@ -274,7 +274,7 @@ class Retriever:
                 break
         per_doc: dict[str, int] = {}
         for h in kept:
-            doc = self.catalog.rows[h.row]["doc_id"]
+            doc = self.catalog.rows.column("doc_id")[h.row]
             per_doc[doc] = per_doc.get(doc, 0) + 1
             if per_doc[doc] > MAX_PER_DOC:
                 h.fused *= DIVERSITY_DECAY ** (per_doc[doc] - MAX_PER_DOC)
@@ -314,11 +314,26 @@ def _top_rows_masked(scores: np.ndarray, mask: np.ndarray, n: int) -> list[int]:
     return top_rows(np.where(mask, scores, 0.0), n)
 
 
+#: Sample size for the score cut of ``top_rows`` over large indexes.
+_SAMPLE = 20000
+
+
 def top_rows(scores: np.ndarray, n: int) -> list[int]:
     """Rows with the ``n`` highest positive scores, best first (ties by row order)."""
     if not len(scores):
         return []
-    m = len(scores)
-    idx = np.argpartition(scores, m - n)[m - n:] if m > n else np.arange(m)
-    idx = idx[scores[idx] > 0]
+    # Only the positive scores compete: BM25 leaves most rows at 0, and partitioning an array of mostly
+    # equal values is slow (260 ms instead of 2 ms over a million rows).
+    idx = np.flatnonzero(scores > 0)
+    if len(idx) > max(4 * n, _SAMPLE):
+        # A cut from an evenly spaced sample that keeps about 4n rows; exact whenever n rows clear it
+        # (then every one of the n best does), else the full partition below.
+        vals = scores[idx]
+        sample = vals[:: len(vals) // _SAMPLE]
+        k = min(len(sample) - 1, 4 * n * len(sample) // len(vals) + 1)
+        above = idx[vals >= np.partition(sample, len(sample) - k)[len(sample) - k]]
+        if len(above) >= n:
+            idx = above
+    if len(idx) > n:
+        idx = idx[np.argpartition(scores[idx], len(idx) - n)[len(idx) - n:]]
     return sorted((int(i) for i in idx), key=lambda i: (-float(scores[i]), i))

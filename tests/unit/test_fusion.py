@@ -122,3 +122,18 @@ def test_bm25_cache_is_memory_mapped_and_scores_like_the_built_index(tmp_path) -
         assert isinstance(idx.model.scores["data"], np.memmap)
         assert np.allclose(idx.scores(["court", "motion"]), fresh.scores(["court", "motion"]))
         assert idx.idf("court") == fresh.idf("court") > 0
+
+
+def test_top_rows_is_exact_over_large_score_arrays_with_ties() -> None:
+    """The sampled cut of ``top_rows`` never loses one of the n best rows (ties included)."""
+    from kb.retrieval.retriever import top_rows
+
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        m = int(rng.integers(1, 200_000))
+        scores = np.zeros(m, np.float32)
+        k = int(rng.integers(0, m + 1))
+        scores[rng.choice(m, k, replace=False)] = (rng.integers(1, int(rng.integers(2, 500)), k) / 3).astype(np.float32)
+        n = int(rng.integers(1, 120))
+        best = sorted((int(i) for i in np.flatnonzero(scores > 0)), key=lambda i: (-float(scores[i]), i))[:n]
+        assert [scores[i] for i in top_rows(scores, n)] == [scores[i] for i in best]
