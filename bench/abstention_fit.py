@@ -12,8 +12,9 @@ fold's articles, in all 7 languages, is an **unanswerable** example there; the s
 an index that holds their article are the **answerable** examples. So every dev article is, once,
 an article the index does not have — 18 articles instead of the benchmark's 3.
 
-``collect`` measures the evidence of every example (retrieval and sentence selection only, through
-the product's own ``kb.evaluate.collect_evidence``) and writes ``evidence.jsonl``. ``fit`` standardises
+``collect`` measures the evidence of every example (the same retrieval, sentence selection and
+``evidence_of`` steps as ``kb.evaluate.collect_evidence``, repeated here to keep the raw scores too) and
+writes ``evidence.jsonl``. ``fit`` standardises
 the features of ``kb.answer.abstention.SUPPORT_FEATURES``, fits a class-balanced logistic regression
 (scikit-learn, a bench-only dependency), reports leave-one-fold-out figures per language (the
 threshold chosen on the other folds so that their false abstention is at most ``--max-false``) next to
