@@ -52,6 +52,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id)",
         "CREATE INDEX IF NOT EXISTS documents_duplicate ON documents(duplicate_of)",
     )),
+    Migration(3, "index versions by status (every app process counts the indexed ones once a second)", (
+        "CREATE INDEX IF NOT EXISTS versions_status ON versions(status)",
+    )),
 )
 
 #: The schema version a registry has after every migration.
