@@ -75,7 +75,7 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
     seen: set[tuple[str, int, int]] = set()
     for rank, (p, hit) in enumerate(zip(ret.passages[:ANSWER_PASSAGES], ret.hits[:ANSWER_PASSAGES])):
         text = engine.version_text(p.version_id)
-        also = [cat.passage(r) for r in hit.also]
+        also = cat.passages(hit.also)
         for s, e in candidate_spans(text, p.start, p.end):
             if (p.version_id, s, e) in seen:
                 continue

@@ -857,6 +857,14 @@ class Registry:
     def chunk_count(self) -> int:
         return int(self._one("SELECT COUNT(*) FROM chunks") or 0)
 
+    def chunk_texts(self, chunk_ids: Sequence[str]) -> dict[str, str]:
+        """The stored texts of these chunks, by chunk id (those that exist)."""
+        out: dict[str, str] = {}
+        for part in _parts(chunk_ids):
+            out.update((r[0], r[1]) for r in self._rows(
+                f"SELECT chunk_id, text FROM chunks WHERE chunk_id IN ({_marks(part)})", part))
+        return out
+
     def chunk_text_at(self, offset: int) -> str:
         """The text of the chunk at this position in chunk-id order (for sampling)."""
         return str(self._one("SELECT text FROM chunks ORDER BY chunk_id LIMIT 1 OFFSET ?", (int(offset),)) or "")
@@ -869,9 +877,9 @@ class Registry:
             "SELECT c.chunk_id FROM chunks c JOIN versions v ON v.version_id=c.version_id WHERE v.status='indexed'")}
 
     def catalogue_rows(self) -> list[Any]:
-        """Every chunk of an indexed version with what retrieval filters on, by chunk id."""
+        """Every chunk of an indexed version with what retrieval filters on, by chunk id (texts: ``chunk_texts``)."""
         rows = self._rows(
-            'SELECT c.chunk_id, c.version_id, c.doc_id, c.start, c."end" AS "end", c.language, c.text, '
+            'SELECT c.chunk_id, c.version_id, c.doc_id, c.start, c."end" AS "end", c.language, '
             "v.valid_from, v.valid_to, v.published, v.retrieved, v.language AS doc_language, "
             "COALESCE(NULLIF(v.title, ''), d.title, '') AS title, d.source, d.url, d.publisher, d.doctype "
             "FROM chunks c JOIN versions v ON v.version_id = c.version_id JOIN documents d ON d.doc_id = c.doc_id "

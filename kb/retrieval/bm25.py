@@ -78,7 +78,7 @@ class BM25Index:
         shared: dict[str, str] = {}
         titles: dict[tuple[str, str], list[str]] = {}
         corpus = []
-        for title, doc_lang, text, lang in zip(col("title"), col("doc_language"), col("text"), col("language")):
+        for title, doc_lang, text, lang in zip(col("title"), col("doc_language"), catalog.iter_texts(), col("language")):
             key = (title or "", doc_lang or "en")
             if key not in titles:
                 titles[key] = [shared.setdefault(t, t) for t in tokenize(*key)]

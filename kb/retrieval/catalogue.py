@@ -3,7 +3,7 @@ as Chroma ``where`` clauses, applied identically on both sides of hybrid retriev
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence, overload
+from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 import numpy as np
 
@@ -17,13 +17,13 @@ class CatalogueRows(Sequence[dict[str, Any]]):
     """The catalogue's rows stored as columns: ``rows[i]`` is a dict made on demand.
 
     A million chunks as a million dicts cost several GiB; as columns, with the strings every chunk of a
-    document repeats (ids, title, URL, publisher...) stored once, about the size of the chunk texts."""
+    document repeats (ids, title, URL, publisher...) stored once, a few hundred bytes a chunk."""
 
     def __init__(self, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
         self.columns = tuple(columns)
         self._cols: dict[str, list[Any]] = {k: [] for k in self.columns}
         shared: dict[str, str] = {}
-        unique = {"chunk_id", "text"}
+        unique = {"chunk_id"}
         appenders = [(k, self._cols[k].append, k not in unique) for k in self.columns]
         for r in rows:
             for k, append, intern in appenders:
@@ -49,13 +49,33 @@ class CatalogueRows(Sequence[dict[str, Any]]):
         return self._cols[name]
 
 
-class ChunkCatalogue:
-    """Every indexed chunk with the metadata filters need, as parallel columns."""
+#: How many chunk texts a catalogue keeps after reading them (the passages of recent searches).
+TEXT_CACHE = 20000
 
-    COLUMNS = ("chunk_id", "version_id", "doc_id", "start", "end", "language", "text", "valid_from", "valid_to",
+
+#: How many chunk texts one registry query reads while streaming all of them (the BM25 build).
+TEXT_BATCH = 5000
+
+
+class ChunkCatalogue:
+    """Every indexed chunk with the metadata filters need, as parallel columns.
+
+    Chunk texts are not kept: they are read from the registry when a passage is made (``texts``, a
+    lookup by chunk id) and the most recent ones cached, so an app process at a million chunks does
+    not hold every text. Rows given with a ``text`` and no lookup (tests, small tools) keep theirs.
+    """
+
+    COLUMNS = ("chunk_id", "version_id", "doc_id", "start", "end", "language", "valid_from", "valid_to",
                "published", "retrieved", "doc_language", "title", "source", "url", "publisher", "doctype")
 
-    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
+    def __init__(self, rows: Iterable[dict[str, Any]],
+                 texts: Callable[[Sequence[str]], dict[str, str]] | None = None) -> None:
+        if texts is None:
+            rows = list(rows)
+            held = {r["chunk_id"]: r["text"] for r in rows}
+            texts = lambda ids: {i: held[i] for i in ids if i in held}  # noqa: E731
+        self._texts = texts
+        self._text_cache: dict[str, str] = {}
         self.rows = CatalogueRows(rows, self.COLUMNS)
         col = self.rows.column
         self.index = {c: i for i, c in enumerate(col("chunk_id"))}
@@ -112,11 +132,41 @@ class ChunkCatalogue:
 
     @classmethod
     def load(cls, registry: Registry) -> ChunkCatalogue:
-        return cls(registry.catalogue_rows())
+        return cls(registry.catalogue_rows(), registry.chunk_texts)
+
+    def texts_of(self, rows: Sequence[int]) -> list[str]:
+        """The texts of these rows (read from the registry once, then from a bounded cache)."""
+        ids = [self.rows.column("chunk_id")[i] for i in rows]
+        cache = self._text_cache   # shared by the app's sessions: read into a local dict first
+        got = {c: t for c in ids if (t := cache.get(c)) is not None}
+        missing = [c for c in dict.fromkeys(ids) if c not in got]
+        if missing:
+            fetched = self._texts(missing)
+            got.update(fetched)
+            if len(cache) + len(fetched) > TEXT_CACHE:
+                cache.clear()
+            cache.update(fetched)
+        return [got.get(c, "") for c in ids]
+
+    def iter_texts(self) -> Iterator[str]:
+        """Every row's text in row order, read in batches and not cached (building BM25)."""
+        ids = self.rows.column("chunk_id")
+        for i in range(0, len(ids), TEXT_BATCH):
+            part = ids[i:i + TEXT_BATCH]
+            got = self._texts(part)
+            yield from (got.get(c, "") for c in part)
+
+    def passages(self, rows: Sequence[int], scores: Sequence[float] | None = None) -> list[Passage]:
+        """Passages for these rows (their texts read in one lookup)."""
+        texts = self.texts_of(rows)
+        return [self._passage(i, t, scores[k] if scores is not None else 0.0) for k, (i, t) in enumerate(zip(rows, texts))]
 
     def passage(self, i: int, score: float = 0.0) -> Passage:
+        return self._passage(i, self.texts_of([i])[0], score)
+
+    def _passage(self, i: int, text: str, score: float) -> Passage:
         r = self.rows[i]
-        return Passage(chunk_id=r["chunk_id"], doc_id=r["doc_id"], version_id=r["version_id"], text=r["text"],
+        return Passage(chunk_id=r["chunk_id"], doc_id=r["doc_id"], version_id=r["version_id"], text=text,
                        start=int(r["start"]), end=int(r["end"]), url=r["url"] or "", title=r["title"] or "",
                        publisher=r["publisher"] or "", doctype=r["doctype"] or "other",
                        language=r["language"] or "und", published=r["published"] or "",

@@ -217,7 +217,7 @@ class Retriever:
             hits.sort(key=lambda h: -h.fused)
         hits = self._dedup(hits, top_k)
         timings["fuse"] = time.perf_counter() - t
-        passages = [cat.passage(h.row, h.fused) for h in hits]
+        passages = cat.passages([h.row for h in hits], [h.fused for h in hits])
         return Retrieval(passages, hits, tokens, qvec, timings, coverage=coverage,
                          dense_scores=[score for _, score in dense])
 

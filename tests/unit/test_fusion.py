@@ -137,3 +137,27 @@ def test_top_rows_is_exact_over_large_score_arrays_with_ties() -> None:
         n = int(rng.integers(1, 120))
         best = sorted((int(i) for i in np.flatnonzero(scores > 0)), key=lambda i: (-float(scores[i]), i))[:n]
         assert [scores[i] for i in top_rows(scores, n)] == [scores[i] for i in best]
+
+
+def test_catalogue_reads_texts_on_demand_and_keeps_a_bounded_cache(monkeypatch) -> None:
+    import kb.retrieval.catalogue as catalogue
+
+    rows = [{k: v for k, v in r.items()} for r in _catalog().rows]
+    stored = {r["chunk_id"]: f"text of {r['chunk_id']}" for r in rows}
+    asked: list[list[str]] = []
+
+    def lookup(ids):
+        asked.append(list(ids))
+        return {i: stored[i] for i in ids if i in stored}
+
+    cat = ChunkCatalogue(rows, lookup)
+    assert "text" not in cat.rows[0], "an app process holds no chunk text"
+    assert [p.text for p in cat.passages([2, 0], [0.5, 0.1])] == ["text of v3-0000", "text of v1-0000"]
+    assert asked == [["v3-0000", "v1-0000"]]
+    assert cat.passage(2).text == "text of v3-0000" and len(asked) == 1, "read once, then cached"
+    assert list(cat.iter_texts()) == [stored[r["chunk_id"]] for r in rows]
+    monkeypatch.setattr(catalogue, "TEXT_CACHE", 1)
+    assert cat.passage(1).text == "text of v2-0000" and len(cat._text_cache) <= 2
+    del stored["v1-0000"]   # pruned since the catalogue was loaded: an empty text, not an error
+    cat._text_cache.clear()
+    assert cat.passage(0).text == ""
