@@ -12,9 +12,8 @@ fold's articles, in all 7 languages, is an **unanswerable** example there; the s
 an index that holds their article are the **answerable** examples. So every dev article is, once,
 an article the index does not have — 18 articles instead of the benchmark's 3.
 
-``collect`` measures the evidence of every example (the same retrieval, sentence selection and
-``evidence_of`` steps as ``kb.evaluate.collect_evidence``, repeated here to keep the raw scores too) and
-writes ``evidence.jsonl``. ``fit`` standardises
+``collect`` measures the evidence of every example (``kb.evaluate.measure_question``, the steps of
+``kb eval --calibrate``, keeping the raw scores too) and writes ``evidence.jsonl``. ``fit`` standardises
 the features of ``kb.answer.abstention.SUPPORT_FEATURES``, fits a class-balanced logistic regression
 (scikit-learn, a bench-only dependency), reports leave-one-fold-out figures per language (the
 threshold chosen on the other folds so that their false abstention is at most ``--max-false``) next to
@@ -58,15 +57,10 @@ def fold_index(k: int, fold: Sequence[str]) -> list[str]:
 # -- collect ---------------------------------------------------------------------------------------
 def raw_evidence(engine: Any, question: str) -> dict[str, Any]:
     """The product's evidence for one question, plus the raw scores other features could be built from."""
-    from kb.answer.abstention import SUPPORT_FEATURES, evidence_of, support
-    from kb.answer.engine import question_language
-    from kb.answer.scoring import select_sentences
-    from kb.retrieval.filters import Filters
+    from kb.answer.abstention import SUPPORT_FEATURES, support
+    from kb.evaluate import measure_question
 
-    lang = question_language(question)
-    ret = engine.retriever.search(question, lang, Filters(), top_k=8)
-    cands = select_sentences(question, lang, ret, engine)
-    ev = evidence_of(question, ret, cands, lang, engine.retriever.bm25.idf)
+    lang, ret, cands, ev = measure_question(engine, question)
     return {"qlang": lang, "features": dict(zip(SUPPORT_FEATURES, ev.features())), "support": support(ev),
             "passage_dense": ev.passage_dense, "sentence_dense": ev.sentence_dense, "median_dense": ev.median_dense,
             "cross_lingual": ev.cross_lingual, "unknown": ev.unknown, "asked": ev.asked, "has_type": ev.has_type,

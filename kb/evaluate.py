@@ -342,21 +342,23 @@ def format_report(report: dict[str, Any], details: bool = False) -> str:
 
 
 # -- abstention calibration ------------------------------------------------------------------------
-def collect_evidence(engine: Any, questions: list[dict[str, Any]], top_k: int = 8) -> list[tuple[dict, Any]]:
-    """The abstention evidence of every question (retrieval and sentence selection, no decision)."""
+def measure_question(engine: Any, question: str, top_k: int = 8) -> tuple[str, Any, list[Any], Any]:
+    """One question's language, retrieval, candidate sentences and abstention evidence (no decision)."""
     from kb.answer.abstention import evidence_of
     from kb.answer.engine import question_language
     from kb.answer.scoring import select_sentences
     from kb.retrieval.filters import Filters
 
+    lang = question_language(question)
+    ret = engine.retriever.search(question, lang, Filters(), top_k=top_k)
+    cands = select_sentences(question, lang, ret, engine)
+    return lang, ret, cands, evidence_of(question, ret, cands, lang, engine.retriever.bm25.idf)
+
+
+def collect_evidence(engine: Any, questions: list[dict[str, Any]], top_k: int = 8) -> list[tuple[dict, Any]]:
+    """The abstention evidence of every question (retrieval and sentence selection, no decision)."""
     engine.warm_up()
-    out = []
-    for q in questions:
-        lang = question_language(q["question"])
-        ret = engine.retriever.search(q["question"], lang, Filters(), top_k=top_k)
-        cands = select_sentences(q["question"], lang, ret, engine)
-        out.append((q, evidence_of(q["question"], ret, cands, lang, engine.retriever.bm25.idf)))
-    return out
+    return [(q, measure_question(engine, q["question"], top_k)[3]) for q in questions]
 
 
 def _grid(lo: float, hi: float, step: float) -> list[float]:
