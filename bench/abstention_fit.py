@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+import numpy as np
+
 from bench.xquad import DEV_LEFT_OUT, LANGS, TEST_ARTICLES, TEST_LEFT_OUT, articles, build_index, child_env, load_lang
 
 N_FOLDS = 6
@@ -61,13 +63,41 @@ def raw_evidence(engine: Any, question: str) -> dict[str, Any]:
     from kb.evaluate import measure_question
 
     lang, ret, cands, ev = measure_question(engine, question)
-    return {"qlang": lang, "features": dict(zip(SUPPORT_FEATURES, ev.features())), "support": support(ev),
+    bg = _background(engine)
+    cos = bg @ np.asarray(ret.query_vector, dtype=np.float32) if len(bg) and ret.query_vector is not None else np.zeros(1)
+    qnums = _numbers(question)
+    top_text = " ".join(p.text for p in ret.passages[:3])
+    return {"bg_mean": round(float(cos.mean()), 4), "bg_std": round(float(cos.std()), 4),
+            "bg_max": round(float(cos.max()), 4), "qnums": len(qnums),
+            "num_hit": float(bool(qnums & _numbers(top_text))) if qnums else 0.0,
+            "qlang": lang, "features": dict(zip(SUPPORT_FEATURES, ev.features())), "support": support(ev),
             "passage_dense": ev.passage_dense, "sentence_dense": ev.sentence_dense, "median_dense": ev.median_dense,
             "cross_lingual": ev.cross_lingual, "unknown": ev.unknown, "asked": ev.asked, "has_type": ev.has_type,
             "coverage": ret.coverage, "dense_scores": [round(x, 4) for x in ret.dense_scores[:20]],
             "hits": [[ret.passages[i].doc_id, None if h.dense is None else round(h.dense, 4)]
                      for i, h in enumerate(ret.hits[:8])],
             "cands": [[round(c.dense, 4), round(c.lex, 4), round(c.score, 4), c.rank] for c in cands[:10]]}
+
+
+def _numbers(text: str) -> set[str]:
+    """Numbers of two or more digits in any script's digits (years, counts), as ASCII strings."""
+    import re
+    import unicodedata
+
+    ascii_digits = "".join(str(unicodedata.digit(ch)) if ch.isdigit() else ch for ch in text)
+    return {m.group(0).lstrip("0") for m in re.finditer(r"\d{2,}", ascii_digits.replace(",", ""))}
+
+
+def _background(engine: Any) -> Any:
+    """Up to 64 chunk vectors spread over the index (unit length): a question's background cosines."""
+    got = getattr(engine, "_bench_background", None)
+    if got is None:
+        ids = engine.store.all_ids()
+        step = max(1, len(ids) // 64)
+        rows = engine.store.collection.get(ids=ids[::step][:64], include=["embeddings"])["embeddings"]
+        got = np.asarray(rows, dtype=np.float32) if rows is not None and len(rows) else np.zeros((0, 1), np.float32)
+        engine._bench_background = got
+    return got
 
 
 def collect(args: argparse.Namespace) -> int:
@@ -139,6 +169,14 @@ def derived(r: dict[str, Any]) -> dict[str, float]:
     f["top_gap"] = ds[0] - ds[1] if len(ds) > 1 else 0.0
     cands = r["cands"]
     f["sentence_gap"] = cands[0][0] - cands[1][0] if len(cands) > 1 else 0.0
+    if "bg_mean" in r:
+        sd = max(r["bg_std"], 1e-3)
+        f["passage_bg"] = (r["passage_dense"] - r["bg_mean"]) / sd
+        f["sentence_bg"] = (r["sentence_dense"] - r["bg_mean"]) / sd
+        f["bg_mean"] = r["bg_mean"]
+        f["passage_over_bg_max"] = r["passage_dense"] - r["bg_max"]
+        f["num_hit"] = r["num_hit"]
+        f["num_miss"] = float(r["qnums"] > 0 and not r["num_hit"])
     for lang in LANGS[1:]:   # cross-lingual from this question language (English is the baseline)
         f[f"xl_{lang}"] = float(r["cross_lingual"] and r["qlang"] == lang)
     return f
@@ -223,6 +261,8 @@ def fit(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from kb.answer.abstention import Thresholds
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=("collect", "fit"))
     ap.add_argument("--data-dir", type=Path, default=ROOT / "data" / "xquad-folds")
@@ -232,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-false", type=float, default=0.08)
     ap.add_argument("--features", help="comma-separated feature names to fit (default: the product's own; "
                     "others: doc_gap, lexical, coverage, top_gap, sentence_gap)")
-    ap.add_argument("--current-min-support", type=float, default=0.30)
+    ap.add_argument("--current-min-support", type=float, default=Thresholds().min_support)
     args = ap.parse_args(argv)
     return collect(args) if args.command == "collect" else fit(args)
 

@@ -126,7 +126,7 @@ def build_index(data_dir: Path, env: dict[str, str], rebuild: bool = False,
                        "sources:\n  - name: xquad-wikipedia\n    path: corpus\n    doctype: other\n"
                        "    publisher: Wikipedia\n    language: en\n", encoding="utf-8")
     fingerprint = {name: _sha(corpus / name) for name in sorted(wanted)}
-    code = code_fingerprint()
+    code = code_fingerprint() + ":" + (env.get("KB_CHUNK_CONTEXT") or "title")  # what is embedded with a chunk
     index = data_dir / "index"
     marker = index / "xquad-built.json"
     if marker.is_file() and (index / "registry.sqlite").is_file():

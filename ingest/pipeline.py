@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ingest import dedup
 from ingest.chunking import chunk_text
+from ingest.context import contextual_texts
 from ingest.discover import discover_feed, discover_sitemap, list_folder
 from ingest.fetch import FetchError, FetchResult, fetch_url, read_file
 from ingest.lock import run_lock
@@ -300,6 +301,7 @@ class Ingestor:
         self.registry = open_registry(settings)
         self.embedder: Embedder = make_embedder(settings)
         self.store: Store = open_store(settings, self.embedder.model_id, self.embedder.dim)
+        self.chunk_context = self.store.check_chunk_context(settings.chunk_context)
         self.dups = self._load_duplicate_index()
         self.on_chunks = on_chunks
 
@@ -328,7 +330,10 @@ class Ingestor:
         have = self.store.existing_ids([c.chunk_id for c in chunks])
         todo = [c for c in chunks if c.chunk_id not in have]
         if todo:
-            vecs = self.embedder.embed_passages([c.text for c in todo], progress=self.on_chunks)
+            text = self.registry.version_text(v.version_id) if self.chunk_context != "none" else ""
+            embedded = contextual_texts(self.chunk_context, v.title or doc.get("title") or "", text,
+                                        [(c.start, c.end) for c in todo]) if text else [c.text for c in todo]
+            vecs = self.embedder.embed_passages(embedded, progress=self.on_chunks)
             nodes = [self._node(c, vec, v, doc) for c, vec in zip(todo, vecs)]
             self.store.add_nodes(nodes)
         prev = [p for p in self.registry.versions(v.doc_id)

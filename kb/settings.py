@@ -28,6 +28,7 @@ class Settings:
     embed_batch: int = 32
     embed_concurrency: int = 2
     embed_timeout: float = 60.0
+    chunk_context: str | None = None   # None: the index's own kind (a new index: DEFAULT_CHUNK_CONTEXT)
     allow_private_hosts: bool = False
     llm: str = "extractive"
     llm_base_url: str | None = None
@@ -138,6 +139,18 @@ def _llm(value: str) -> str:
     return v
 
 
+CHUNK_CONTEXTS = ("heading", "title", "none")
+#: What a new index embeds with each chunk when ``KB_CHUNK_CONTEXT`` is unset.
+DEFAULT_CHUNK_CONTEXT = "heading"
+
+
+def _chunk_context(value: str) -> str:
+    v = value.strip().lower()
+    if v not in CHUNK_CONTEXTS:
+        raise ValueError(f"not one of {', '.join(CHUNK_CONTEXTS)}")
+    return v
+
+
 def _http_url(value: str) -> str:
     v = value.strip().rstrip("/")
     if not v.startswith(("http://", "https://")):
@@ -181,6 +194,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KB_EMBED_CONCURRENCY", "embed_concurrency", _positive_int, "2",
              "parallel requests to the embeddings server"),
     Variable("KB_EMBED_TIMEOUT", "embed_timeout", _seconds, "60", "seconds one embeddings request may take"),
+    Variable("KB_CHUNK_CONTEXT", "chunk_context", _chunk_context, "heading",
+             "embedded with each chunk: `heading` (the section heading above it), `title` (its document's title "
+             "and that heading) or `none` (the text alone); unset: what the index was built with (a new index: heading)"),
     Variable("KB_ALLOW_PRIVATE_HOSTS", "allow_private_hosts", _flag, "1",
              "allow fetching from loopback and private addresses"),
     Variable("KB_LLM", "llm", _llm, "extractive",

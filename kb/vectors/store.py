@@ -149,6 +149,33 @@ class Store:
             meta["embedder"] = embedder_id
             self.collection.modify(metadata=meta)
 
+    @property
+    def chunk_context(self) -> str:
+        """What was embedded with each chunk (``KB_CHUNK_CONTEXT``); an index from before it was recorded: none."""
+        return str((self.collection.metadata or {}).get("chunk_context") or "none")
+
+    def check_chunk_context(self, wanted: str | None) -> str:
+        """The kind of text embedded with each chunk of this index (ingest only).
+
+        A new index records ``wanted`` (unset: ``DEFAULT_CHUNK_CONTEXT``); an index from before the kind
+        was recorded is ``none``. A ``wanted`` kind other than the index's is refused: the index would
+        mix vectors of two kinds."""
+        from kb.settings import DEFAULT_CHUNK_CONTEXT
+
+        meta = dict(self.collection.metadata or {})
+        built = meta.get("chunk_context")
+        if built is None:
+            built = (wanted or DEFAULT_CHUNK_CONTEXT) if self.count() == 0 else "none"
+            meta.pop("hnsw:space", None)
+            meta["chunk_context"] = built
+            self.collection.modify(metadata=meta)
+        if wanted and built != wanted:
+            raise EmbedderMismatch(
+                f"the index {self.settings.collection!r} was built with KB_CHUNK_CONTEXT={built} but it is set to "
+                f"{wanted}; unset it (or set KB_CHUNK_CONTEXT={built}), or use another KB_COLLECTION / KB_DATA_DIR "
+                "and re-ingest")
+        return str(built)
+
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of these chunk ids the collection already holds."""
         found: set[str] = set()

@@ -29,6 +29,7 @@ GOOD: dict[str, tuple[str, Any]] = {
     "KB_EMBED_BATCH": ("64", 64),
     "KB_EMBED_CONCURRENCY": (" 4 ", 4),
     "KB_EMBED_TIMEOUT": ("7.5", 7.5),
+    "KB_CHUNK_CONTEXT": (" Title ", "title"),
     "KB_ALLOW_PRIVATE_HOSTS": ("yes", True),
     "KB_LLM": (" OpenAI-Compatible ", "openai-compatible"),
     "KB_LLM_BASE_URL": ("http://127.0.0.1:8765/v1/", "http://127.0.0.1:8765/v1"),
@@ -65,6 +66,7 @@ BAD = [
     ("KB_EMBED_BATCH", "many"),
     ("KB_EMBED_CONCURRENCY", "0"),
     ("KB_EMBED_TIMEOUT", "0"),
+    ("KB_CHUNK_CONTEXT", "summary"),
 ]
 
 VARIABLE = {v.name: v for v in VARIABLES}

@@ -1,0 +1,96 @@
+"""Contextual chunk embeddings: what is embedded with a chunk besides its own text.
+
+A passage cut from the middle of a document often does not say what it is about ("Customer will not
+...", "The Court finds ..."). ``KB_CHUNK_CONTEXT`` says what goes in front of a chunk's text when it is
+embedded: ``heading`` (the default for a new index) the section heading above it, ``title`` its
+document's title and that heading, ``none`` nothing (the first wave's indexes). The stored text, the
+citation offsets and the chunk ids are the chunk's own either way. The embedded text is what the
+passage-vector cache is keyed on, so a chunk is embedded again only when its text or its context
+changed. (BM25 already indexes the title with every chunk; ``README.md`` has the measured effect.)
+"""
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+
+#: The most characters of a title or a heading put in front of a chunk (e5 reads 512 tokens in all).
+MAX_TITLE = 160
+MAX_HEADING = 90
+#: A heading is a few words, not a line of a paragraph.
+MAX_HEADING_WORDS = 12
+
+#: A line that ends a sentence or continues one is not a heading.
+_NOT_HEADING_END = re.compile(r"[.!?;,。！？；，、…]$")
+_MARKDOWN = re.compile(r"^\s{0,3}#{1,6}\s+")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•·]|\d+[.)]\s+\S.*[.;]$)")
+_HAS_WORD = re.compile(r"\w{2,}")
+#: A year: a short line holding one is a date line ("Effective: January 1, 2026", "Updated 16 May 2025").
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+DATE_LINE_WORDS = 6
+
+
+def heading_lines(text: str) -> list[tuple[int, str]]:
+    """(offset, heading) for every line of ``text`` that reads as a section heading, in order.
+
+    A heading stands alone: a short line (3-90 characters, at most 12 words) after a blank line or at the
+    start, not ending like a sentence or a lead-in ("You agree that:"), not a date or link line, not a bullet, not continued by a lower-case line (a wrapped sentence) and not
+    repeated three times or more (a page header); a Markdown ``#`` heading always counts.
+    """
+    lines = text.splitlines(keepends=True)
+    counts: dict[str, int] = {}
+    for line in lines:
+        body = line.strip()
+        if body:
+            counts[body] = counts.get(body, 0) + 1
+    out: list[tuple[int, str]] = []
+    pos = 0
+    prev_blank = True
+    for k, line in enumerate(lines):
+        body = line.strip()
+        start = pos
+        pos += len(line)
+        if not body:
+            prev_blank = True
+            continue
+        markdown = bool(_MARKDOWN.match(line))
+        heading = _MARKDOWN.sub("", body).strip() if markdown else body
+        nxt = lines[k + 1].lstrip() if k + 1 < len(lines) else ""
+        if not (markdown or prev_blank) or not 3 <= len(heading) <= MAX_HEADING or not _HAS_WORD.search(heading) \
+                or len(heading.split()) > MAX_HEADING_WORDS:
+            prev_blank = False
+            continue
+        lead_in = heading.endswith((":", "：")) and not heading.isupper()   # "You agree that:"; "COMPLAINT FOR:" is one
+        dated = bool(_YEAR.search(heading)) and len(heading.split()) <= DATE_LINE_WORDS
+        linked = "://" in heading or "www." in heading   # "Public record: https://...", a link line
+        wrapped = nxt[:1].islower()                      # the line goes on: a sentence, not a heading
+        if markdown or not (_NOT_HEADING_END.search(heading) or _LIST_ITEM.match(body) or lead_in or dated or linked
+                            or wrapped or counts[body] >= 3):
+            out.append((start, heading))
+        prev_blank = False
+    return out
+
+
+def heading_before(headings: Sequence[tuple[int, str]], start: int, starts: Sequence[int] | None = None) -> str:
+    """The last heading that begins before ``start`` ('' when none); ``starts`` = the headings' offsets."""
+    offsets = starts if starts is not None else [h[0] for h in headings]
+    i = bisect.bisect_left(offsets, start) - 1
+    return headings[i][1] if i >= 0 else ""
+
+
+def contextual_texts(kind: str, title: str, text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+    """The texts to embed for the chunks ``text[s:e]`` of one document version."""
+    chunks = [text[s:e] for s, e in spans]
+    if kind == "none":
+        return chunks
+    heads = heading_lines(text)
+    starts = [h[0] for h in heads]
+    title = " ".join(title.split())[:MAX_TITLE] if kind == "title" else ""   # "heading": the heading alone
+    out = []
+    for (s, _e), chunk in zip(spans, chunks):
+        heading = heading_before(heads, s, starts)[:MAX_HEADING]
+        parts = [p for p in (title, heading) if p and p.casefold() not in chunk[:300].casefold()]
+        if len(parts) == 2 and parts[1].casefold() == parts[0].casefold():
+            parts = parts[:1]
+        out.append("\n".join(parts) + "\n\n" + chunk if parts else chunk)
+    return out

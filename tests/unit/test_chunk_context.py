@@ -1,0 +1,64 @@
+"""Contextual chunk embeddings: section headings found in a document, the text embedded for a chunk."""
+from __future__ import annotations
+
+from ingest.context import contextual_texts, heading_before, heading_lines
+
+TERMS = """Acme Terms of Use
+
+1. Who we are
+
+Acme runs the service described here.
+
+2. Restrictions
+
+You may not use Output to develop models that compete with Acme.
+- a bullet that ends without a stop
+- another one.
+
+## Governing law
+
+These terms are governed by the laws of California.
+"""
+
+
+def test_headings_are_short_lines_standing_alone() -> None:
+    got = [h for _, h in heading_lines(TERMS)]
+    assert got == ["Acme Terms of Use", "1. Who we are", "2. Restrictions", "Governing law"]
+
+
+def test_a_sentence_or_a_bullet_is_no_heading() -> None:
+    text = "Intro line\nThis sentence follows directly.\n\nA whole sentence alone.\n\n- item one\n"
+    assert [h for _, h in heading_lines(text)] == ["Intro line"]
+
+
+def test_wrapped_lines_lead_ins_dates_and_page_headers_are_no_headings() -> None:
+    page = "Case 4:24-cv-04722 Document 121 Page 3\n\n"
+    text = (page + "\"Agreement\" means the terms and conditions for use, reproduction and\n"
+            "distribution set out here.\n\nPublic record: https://example.org/docket/1\n\nYou agree that:\n\n1. you are an adult.\n\nEffective: January 1, 2026\n\n"
+            + page + "II. LEGAL STANDARD\n\nThe court reviews it.\n\n" + page)
+    assert [h for _, h in heading_lines(text)] == ["II. LEGAL STANDARD"]
+
+
+def test_heading_before_is_the_last_one_above_the_chunk() -> None:
+    heads = heading_lines(TERMS)
+    at = TERMS.index("You may not")
+    assert heading_before(heads, at) == "2. Restrictions"
+    assert heading_before(heads, 0) == ""
+    assert heading_before(heads, TERMS.index("These terms")) == "Governing law"
+
+
+def test_contextual_text_is_title_heading_then_the_chunk() -> None:
+    s = TERMS.index("You may not")
+    e = TERMS.index("Acme.", s) + len("Acme.")
+    (got,) = contextual_texts("title", "Acme Terms of Use", TERMS, [(s, e)])
+    assert got == "Acme Terms of Use\n2. Restrictions\n\n" + TERMS[s:e]
+    assert contextual_texts("heading", "Acme Terms of Use", TERMS, [(s, e)]) == ["2. Restrictions\n\n" + TERMS[s:e]]
+    assert contextual_texts("none", "Acme Terms of Use", TERMS, [(s, e)]) == [TERMS[s:e]]
+
+
+def test_context_the_chunk_already_carries_is_not_repeated() -> None:
+    (first,) = contextual_texts("title", "Acme Terms of Use", TERMS, [(0, TERMS.index("Acme runs") + 20)])
+    assert first == TERMS[:TERMS.index("Acme runs") + 20]
+    text = "Intro\n\nBody text of the paper goes here."
+    (got,) = contextual_texts("title", "Intro", text, [(7, len(text))])
+    assert got == "Intro\n\nBody text of the paper goes here.", "a heading equal to the title is said once"
