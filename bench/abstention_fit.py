@@ -271,7 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-false", type=float, default=0.08)
     ap.add_argument("--features", help="comma-separated feature names to fit (default: the product's own; "
-                    "others: doc_gap, lexical, coverage, top_gap, sentence_gap)")
+                    "others: coverage, top_gap, sentence_gap; from evidence collected since: passage_bg, sentence_bg, "
+                    "bg_mean, passage_over_bg_max (cosines against 64 chunks spread over the index), num_hit, "
+                    "num_miss (the question's numbers in the top passages))")
     ap.add_argument("--current-min-support", type=float, default=Thresholds().min_support)
     args = ap.parse_args(argv)
     return collect(args) if args.command == "collect" else fit(args)
