@@ -20,6 +20,14 @@ class LockBusy(KBError):
     """Another ingest holds the lock."""
 
 
+class LockLost(LockBusy):
+    """The run's lock was lost with its PostgreSQL session and another ingest took it: the run stopped."""
+
+
+#: How often a running ingest checks that it still holds its lock (PostgreSQL; a file lock cannot be lost).
+RUN_LOCK_CHECK_SECONDS = 5.0
+
+
 class DataDirNotWritable(KBError):
     """The data directory cannot be written (read-only mount, permissions): ingest cannot run there."""
 
@@ -55,6 +63,11 @@ class HeldLock:
         """Who holds the lock now (``pid@host``), when another process does."""
         return (self._reg.lock_holder(self.name) if self._reg is not None else None) or "another process"
 
+    @property
+    def where(self) -> str:
+        """The registry the lock lives on (password hidden), or '' for a file lock."""
+        return str(self._reg.where) if self._reg is not None else ""
+
 
 @contextmanager
 def registry_lock(settings: Settings, name: str, busy: Callable[[str, str], str], wait: bool = False,
@@ -76,15 +89,15 @@ def registry_lock(settings: Settings, name: str, busy: Callable[[str, str], str]
 
 
 @contextmanager
-def run_lock(settings: Settings, wait: bool = False, timeout: float | None = None) -> Iterator[None]:
+def run_lock(settings: Settings, wait: bool = False, timeout: float | None = None) -> Iterator[HeldLock]:
     """Hold the registry's ingest lock (released even after kill -9: by the OS, or by PostgreSQL when the
-    process's connection dies)."""
+    process's connection dies); the ``HeldLock`` tells a long run whether it still holds it."""
     check_writable(settings)
     if settings.registry_url:
         with registry_lock(settings, "ingest-run", wait=wait, timeout=timeout,
                            busy=lambda holder, where: f"another ingest (pid {holder}) is running on the registry "
-                           f"{where}; wait for it to finish, or use another KB_REGISTRY_URL"):
-            yield
+                           f"{where}; wait for it to finish, or use another KB_REGISTRY_URL") as held:
+            yield held
         return
     path = settings.data_dir / "ingest.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -102,7 +115,7 @@ def run_lock(settings: Settings, wait: bool = False, timeout: float | None = Non
                 time.sleep(0.5)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
+        yield HeldLock()
     finally:
         os.close(fd)
 

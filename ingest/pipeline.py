@@ -10,6 +10,7 @@ import hashlib
 import logging
 import re
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,11 +23,12 @@ from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from tqdm import tqdm
 
 from ingest import dedup
+from ingest import lock as locks
 from ingest.chunking import chunk_text
 from ingest.context import contextual_texts
 from ingest.discover import discover_feed, discover_sitemap, list_folder
 from ingest.fetch import FetchError, FetchResult, fetch_url, read_file
-from ingest.lock import run_lock
+from ingest.lock import HeldLock, LockLost, run_lock
 from ingest.sources import Source
 from kb.changes import feed_path, write_feed
 from kb.errors import EmbedderUnavailable, StoreUnavailable
@@ -304,6 +306,25 @@ class Ingestor:
         self.chunk_context = self.store.check_chunk_context(settings.chunk_context)
         self.dups = self._load_duplicate_index()
         self.on_chunks = on_chunks
+        self.lock = HeldLock()        # the run's lock (run_ingest sets it); checked between documents
+        self._lock_checked = time.monotonic()
+
+    def check_lock(self, before: str) -> None:
+        """Stop (``LockLost``) when the run's PostgreSQL lock went with its session and another ingest took it.
+
+        Checked at most every ``RUN_LOCK_CHECK_SECONDS``, before a document is written: what was written
+        stays, a version left pending is finished by the next run. A lost lock nobody took is taken again."""
+        now = time.monotonic()
+        if now - self._lock_checked < locks.RUN_LOCK_CHECK_SECONDS:
+            return
+        self._lock_checked = now
+        state = self.lock.check()
+        if state == "retaken":
+            log.warning("the ingest lock's PostgreSQL session ended; took the lock again and went on")
+        elif state == "lost":
+            raise LockLost(f"this ingest lost its lock on the registry {self.lock.where} (its PostgreSQL session "
+                           f"ended) and another ingest (pid {self.lock.holder()}) took it: stopped before {before}. "
+                           "What was indexed stays; the other run or the next one finishes the rest")
 
     def _load_duplicate_index(self) -> dedup.DuplicateIndex:
         index = dedup.DuplicateIndex()
@@ -418,6 +439,13 @@ class Ingestor:
         futures = [pool.submit(prepare, it, self.registry, self.settings) for it in items]
         for it, fut in zip(items, futures):
             try:
+                self.check_lock(it.location)
+            except LockLost:
+                for f in futures:
+                    f.cancel()
+                bar.close()
+                raise
+            try:
                 self.commit(fut.result(), rep)
             except (FetchError, ExtractError) as exc:
                 rep.fail(it.location, str(exc))
@@ -448,8 +476,9 @@ class Ingestor:
 def run_ingest(settings: Settings, sources: Sequence[Source], only: Sequence[str] | None = None,
                progress: bool = True, sources_file: str = "", wait_for_lock: bool = False) -> IngestReport:
     """Ingest the sources (all, or those named in ``only``) and return the run report."""
-    with run_lock(settings, wait=wait_for_lock):
+    with run_lock(settings, wait=wait_for_lock) as held:
         ing = Ingestor(settings, progress=progress)
+        ing.lock = held
         report = IngestReport(run_id=f"{utcnow().strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}",
                               started=now_iso())
         ing.registry.start_run(report.run_id, report.started, sources_file)

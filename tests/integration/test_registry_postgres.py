@@ -311,3 +311,47 @@ def test_a_watcher_stops_when_another_took_its_lock_while_its_session_was_lost(
         watcher.stop()
         thread.join(timeout=30)
         other.close()
+
+
+@pytest.mark.parametrize("taken", [True, False], ids=["another-run-took-it", "nobody-took-it"])
+def test_a_run_that_lost_its_postgres_lock_stops_or_takes_it_again(
+        tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, taken: bool) -> None:
+    """The run lock's session is ended (as a server restart would) right after the first document is written.
+    When another ingest took the lock in the gap the run stops before the next document (``LockLost``);
+    when nobody did, the run takes it again and finishes. The real server ends the real session; only
+    the moment is chosen by wrapping ``Ingestor.commit``."""
+    from ingest import lock as locks
+    from ingest import pipeline
+    from ingest.lock import LockLost
+    from ingest.pipeline import run_ingest
+    from ingest.sources import load_sources
+
+    monkeypatch.setattr(locks, "RUN_LOCK_CHECK_SECONDS", 0.0)   # check before every document
+    settings = make_settings(tmp_path / "data", registry_url=postgres_url)
+    other = Registry(tmp_path / "registry.sqlite", url=postgres_url)   # the "other machine's" ingest
+    commit = pipeline.Ingestor.commit
+    calls: list[str] = []
+
+    def commit_then_lose_the_lock(self, p, rep) -> None:   # type: ignore[no-untyped-def]
+        commit(self, p, rep)
+        if not calls:
+            assert _kill_lock_session(postgres_url, "ingest-run") == 1
+            if taken:
+                assert other.try_lock("ingest-run")
+        calls.append(p.doc_id)
+
+    monkeypatch.setattr(pipeline.Ingestor, "commit", commit_then_lose_the_lock)
+    try:
+        sources = load_sources(notes_sources(tmp_path))
+        reg = Registry(tmp_path / "registry.sqlite", url=postgres_url)
+        if taken:
+            with pytest.raises(LockLost, match="lost its lock .* another ingest .* took it: stopped before"):
+                run_ingest(settings, sources, progress=False)
+            assert len(calls) == 1 and len(reg.documents()) == 1
+            assert reg.runs()[0]["status"] == "failed"
+        else:
+            report = run_ingest(settings, sources, progress=False)
+            assert report.exit_code == 0 and len(calls) == 2 and len(reg.documents()) == 2
+        reg.close()
+    finally:
+        other.close()
