@@ -43,6 +43,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kb.settings import DEFAULT_CHUNK_CONTEXT
+
 SHARED = Path(os.environ.get("KB_SHARED_DIR", ROOT.parent / "shared"))
 XQUAD = SHARED / "eval" / "xquad"
 
@@ -126,7 +130,7 @@ def build_index(data_dir: Path, env: dict[str, str], rebuild: bool = False,
                        "sources:\n  - name: xquad-wikipedia\n    path: corpus\n    doctype: other\n"
                        "    publisher: Wikipedia\n    language: en\n", encoding="utf-8")
     fingerprint = {name: _sha(corpus / name) for name in sorted(wanted)}
-    code = code_fingerprint() + ":" + (env.get("KB_CHUNK_CONTEXT") or "title")  # what is embedded with a chunk
+    code = code_fingerprint() + ":" + (env.get("KB_CHUNK_CONTEXT") or DEFAULT_CHUNK_CONTEXT)  # embedded with a chunk
     index = data_dir / "index"
     marker = index / "xquad-built.json"
     if marker.is_file() and (index / "registry.sqlite").is_file():

@@ -21,13 +21,14 @@ MAX_HEADING = 90
 MAX_HEADING_WORDS = 12
 
 #: A line that ends a sentence or continues one is not a heading.
-_NOT_HEADING_END = re.compile(r"[.!?;,。！？；，、…]$")
+_NOT_HEADING_END = re.compile(r"[.!?;,。！？；，、…।॥؟،۔]$")
 _MARKDOWN = re.compile(r"^\s{0,3}#{1,6}\s+")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•·]|\d+[.)]\s+\S.*[.;]$)")
 _HAS_WORD = re.compile(r"\w{2,}")
 #: A year: a short line holding one is a date line ("Effective: January 1, 2026", "Updated 16 May 2025").
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 DATE_LINE_WORDS = 6
+_DIGITS = re.compile(r"\d+")
 
 
 def heading_lines(text: str) -> list[tuple[int, str]]:
@@ -35,14 +36,16 @@ def heading_lines(text: str) -> list[tuple[int, str]]:
 
     A heading stands alone: a short line (3-90 characters, at most 12 words) after a blank line or at the
     start, not ending like a sentence or a lead-in ("You agree that:"), not a date or link line, not a bullet, not continued by a lower-case line (a wrapped sentence) and not
-    repeated three times or more (a page header); a Markdown ``#`` heading always counts.
+    repeated three times or more, numbers aside (a page header); a Markdown ``#`` heading of that length
+    always counts.
     """
     lines = text.splitlines(keepends=True)
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {}   # by the line with its digits blanked: "Page 3 of 16" repeats as "Page # of #"
     for line in lines:
         body = line.strip()
         if body:
-            counts[body] = counts.get(body, 0) + 1
+            key = _DIGITS.sub("#", body)
+            counts[key] = counts.get(key, 0) + 1
     out: list[tuple[int, str]] = []
     pos = 0
     prev_blank = True
@@ -65,16 +68,16 @@ def heading_lines(text: str) -> list[tuple[int, str]]:
         linked = "://" in heading or "www." in heading   # "Public record: https://...", a link line
         wrapped = nxt[:1].islower()                      # the line goes on: a sentence, not a heading
         if markdown or not (_NOT_HEADING_END.search(heading) or _LIST_ITEM.match(body) or lead_in or dated or linked
-                            or wrapped or counts[body] >= 3):
+                            or wrapped or counts[_DIGITS.sub("#", body)] >= 3):
             out.append((start, heading))
         prev_blank = False
     return out
 
 
 def heading_before(headings: Sequence[tuple[int, str]], start: int, starts: Sequence[int] | None = None) -> str:
-    """The last heading that begins before ``start`` ('' when none); ``starts`` = the headings' offsets."""
+    """The last heading that begins at or before ``start`` ('' when none); ``starts`` = the headings' offsets."""
     offsets = starts if starts is not None else [h[0] for h in headings]
-    i = bisect.bisect_left(offsets, start) - 1
+    i = bisect.bisect_right(offsets, start) - 1   # a chunk that starts with a heading is under that heading
     return headings[i][1] if i >= 0 else ""
 
 
@@ -85,7 +88,8 @@ def contextual_texts(kind: str, title: str, text: str, spans: Sequence[tuple[int
         return chunks
     heads = heading_lines(text)
     starts = [h[0] for h in heads]
-    title = " ".join(title.split())[:MAX_TITLE] if kind == "title" else ""   # "heading": the heading alone
+    # "heading": the heading alone; a page without a title got its URL as one, which says nothing here
+    title = " ".join(title.split())[:MAX_TITLE] if kind == "title" and "://" not in title else ""
     out = []
     for (s, _e), chunk in zip(spans, chunks):
         heading = heading_before(heads, s, starts)[:MAX_HEADING]

@@ -47,17 +47,23 @@ class HeldLock:
 
     A file lock cannot be lost. A PostgreSQL advisory lock is lost with its session (a server restart, a
     killed connection): ``check()`` then takes it again on the new session when nobody else took it in the
-    gap (``"retaken"``), or says another process has it (``"lost"``: the caller must stop)."""
+    gap (``"retaken"``), or says another process has it (``"lost"``: the caller must stop). A client that
+    reconnected before the server noticed its old session was gone still finds the lock held by that old
+    session: that is still ``"held"`` (the next check takes it once the server ends the old session)."""
 
     def __init__(self, name: str = "", registry: Any = None) -> None:
         self.name = name
         self._reg = registry
+        self._session = registry.session_id() if registry is not None else None
 
     def check(self) -> str:
         """``"held"``, ``"retaken"`` or ``"lost"``."""
         if self._reg is None or self._reg.holds_lock(self.name):
             return "held"
-        return "retaken" if self._reg.try_lock(self.name) else "lost"
+        if self._reg.try_lock(self.name):
+            self._session = self._reg.session_id()
+            return "retaken"
+        return "held" if self._reg.lock_session(self.name) == self._session else "lost"
 
     def holder(self) -> str:
         """Who holds the lock now (``pid@host``), when another process does."""

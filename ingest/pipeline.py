@@ -31,7 +31,7 @@ from ingest.fetch import FetchError, FetchResult, fetch_url, read_file
 from ingest.lock import HeldLock, LockLost, run_lock
 from ingest.sources import Source
 from kb.changes import feed_path, write_feed
-from kb.errors import EmbedderUnavailable, StoreUnavailable
+from kb.errors import EmbedderUnavailable, SnapshotError, StoreUnavailable
 from kb.evidence.extract import ExtractError, Page, extract_document
 from kb.registry import Registry, VersionRow, open_registry
 from kb.registry.database import DocumentRecord, NewChunk, NewVersion
@@ -351,9 +351,7 @@ class Ingestor:
         have = self.store.existing_ids([c.chunk_id for c in chunks])
         todo = [c for c in chunks if c.chunk_id not in have]
         if todo:
-            text = self.registry.version_text(v.version_id) if self.chunk_context != "none" else ""
-            embedded = contextual_texts(self.chunk_context, v.title or doc.get("title") or "", text,
-                                        [(c.start, c.end) for c in todo]) if text else [c.text for c in todo]
+            embedded = self._embedded_texts(v, doc, todo)
             vecs = self.embedder.embed_passages(embedded, progress=self.on_chunks)
             nodes = [self._node(c, vec, v, doc) for c, vec in zip(todo, vecs)]
             self.store.add_nodes(nodes)
@@ -364,6 +362,18 @@ class Ingestor:
             self.store.update_metadata([c.chunk_id for c in self.registry.chunks(p.version_id)], {"valid_to": v.valid_from})
         self.registry.mark_indexed(v.version_id, retire=[(p.version_id, v.valid_from) for p in prev])
         return len(todo)
+
+    def _embedded_texts(self, v: VersionRow, doc: dict[str, Any], chunks: Sequence[Any]) -> list[str]:
+        """What to embed for these chunks of a version: each with its context (``KB_CHUNK_CONTEXT``)."""
+        if self.chunk_context == "none":
+            return [c.text for c in chunks]
+        try:
+            text = self.registry.version_text(v.version_id)
+        except SnapshotError as exc:   # a damaged stored text: embed the chunks alone, `ingest verify` reports it
+            log.warning("version %s: %s; embedding its chunks without their headings", v.version_id, exc)
+            return [c.text for c in chunks]
+        return contextual_texts(self.chunk_context, v.title or doc.get("title") or "", text,
+                                [(c.start, c.end) for c in chunks])
 
     def _node(self, c: Any, vec: Any, v: VersionRow, doc: dict[str, Any]) -> TextNode:
         meta = {
@@ -440,7 +450,7 @@ class Ingestor:
         for it, fut in zip(items, futures):
             try:
                 self.check_lock(it.location)
-            except LockLost:
+            except BaseException:   # lost to another run, or the registry is unreachable: stop the source here
                 for f in futures:
                     f.cancel()
                 bar.close()

@@ -247,7 +247,7 @@ def evaluate(engine: Any, questions: list[dict[str, Any]], top_k: int = 8,
             "keyword": (not q["unanswerable"]) and not ans.abstained and _has_keyword(evidence, q.get("keywords", [])),
             "contained": contained,
             "latency": latency, "retrieval": sum(v for k, v in ans.timings.items()
-                                                 if k in ("filter", "bm25", "embed", "dense", "fuse")),
+                                                 if k in ("filter", "bm25", "embed", "dense", "fuse", "texts")),
             "answer": ans.answer[:300],
         })
     return summarise(rows)

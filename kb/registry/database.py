@@ -622,6 +622,20 @@ class Registry:
         name_ = str(rows[0][0] or "") if rows else ""
         return name_.removeprefix("kb ") or None
 
+    def lock_session(self, name: str) -> int | None:
+        """The server process id of the session holding the advisory lock ``name`` (None when free)."""
+        self._need_shared_locks()
+        key = lock_key(name) & 0xFFFFFFFFFFFFFFFF
+        got = self._one("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+                        "AND classid::bigint = ? AND objid::bigint = ?", (key >> 32, key & 0xFFFFFFFF))
+        return int(got) if got is not None else None
+
+    def session_id(self) -> int | None:
+        """This connection's server process id (PostgreSQL)."""
+        self._need_shared_locks()
+        got = self._one("SELECT pg_backend_pid()")
+        return int(got) if got is not None else None
+
     def holds_lock(self, name: str) -> bool:
         """Whether this connection's session still holds the advisory lock ``name`` (False after the session
         was lost: the next query runs on a new session, which holds nothing)."""

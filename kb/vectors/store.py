@@ -157,16 +157,17 @@ class Store:
     def check_chunk_context(self, wanted: str | None) -> str:
         """The kind of text embedded with each chunk of this index (ingest only).
 
-        A new index records ``wanted`` (unset: ``DEFAULT_CHUNK_CONTEXT``); an index from before the kind
-        was recorded is ``none``. A ``wanted`` kind other than the index's is refused: the index would
+        A new (still empty) index records ``wanted`` (unset: ``DEFAULT_CHUNK_CONTEXT``); an index from before
+        the kind was recorded is ``none``. A ``wanted`` kind other than the index's is refused: the index would
         mix vectors of two kinds."""
         from kb.settings import DEFAULT_CHUNK_CONTEXT
 
         meta = dict(self.collection.metadata or {})
         built = meta.get("chunk_context")
-        if built is None:
-            built = (wanted or DEFAULT_CHUNK_CONTEXT) if self.count() == 0 else "none"
-            meta.pop("hnsw:space", None)
+        empty = self.count() == 0   # nothing embedded yet (a new index, or a first run that failed): any kind
+        if built is None or (empty and wanted and wanted != built):
+            built = (wanted or DEFAULT_CHUNK_CONTEXT) if empty else "none"
+            meta.pop("hnsw:space", None)   # chroma refuses to modify it; the distance stays the collection's
             meta["chunk_context"] = built
             self.collection.modify(metadata=meta)
         if wanted and built != wanted:

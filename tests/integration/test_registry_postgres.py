@@ -236,14 +236,16 @@ def test_a_registry_reconnects_after_the_server_ends_its_session(tmp_path: Path,
 
 
 def _kill_lock_session(postgres_url: str, name: str) -> int:
-    """End the server session that holds the advisory lock ``name`` (as a server restart or an idle kill would)."""
+    """End the server session that holds the advisory lock ``name`` (as a server restart or an idle kill would),
+    and wait until it has ended."""
     import psycopg
 
     from kb.registry.database import lock_key
 
     key = lock_key(name) & 0xFFFFFFFFFFFFFFFF
     with psycopg.connect(postgres_url, autocommit=True) as admin:
-        rows = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        # with a timeout, pg_terminate_backend waits until the session has ended (and its locks are free)
+        rows = admin.execute("SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory' AND granted "
                              "AND objsubid = 1 AND classid::bigint = %s AND objid::bigint = %s",
                              (key >> 32, key & 0xFFFFFFFF)).fetchall()
     return len(rows)

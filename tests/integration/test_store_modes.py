@@ -74,6 +74,7 @@ def test_server_mode_ingest_and_query(tmp_path: Path, chroma_server: int) -> Non
     reg = Registry(settings.registry_path)
     assert set(store.all_ids()) == {c.chunk_id for c in reg.chunks()}
     assert not (settings.data_dir / "chroma").exists(), "server mode must not create an embedded store"
+    assert store.chunk_context == "heading" and store.collection.configuration["hnsw"]["space"] == "cosine"
     from kb.vectors.embedding import make_embedder
 
     emb = make_embedder(settings)
@@ -119,6 +120,7 @@ def test_index_keeps_its_chunk_context(tmp_path: Path) -> None:
     assert run_ingest(settings, sources, progress=False).exit_code == 0
     store = open_store(settings, create=False)
     assert store.chunk_context == "title"
+    assert store.collection.configuration["hnsw"]["space"] == "cosine", "recording the kind kept the distance"
     reg = Registry(settings.registry_path)
     chunk = next(c for c in reg.chunks() if c.seq > 0)
     version = next(v for v in reg.versions(chunk.doc_id) if v.version_id == chunk.version_id)
@@ -137,8 +139,12 @@ def test_index_keeps_its_chunk_context(tmp_path: Path) -> None:
     # Unset, an index keeps its own kind: one built with `none` (or before the kind was recorded) stays so.
     old = make_settings(tmp_path / "old", chunk_context="none")
     assert run_ingest(old, sources, progress=False).exit_code == 0
+    coll = open_store(old, create=False).collection   # as written before the kind was recorded: no key
+    coll.modify(metadata={k: v for k, v in (coll.metadata or {}).items() if k not in ("chunk_context", "hnsw:space")})
+    assert "chunk_context" not in (open_store(old, create=False).collection.metadata or {})
     assert run_ingest(old.with_(chunk_context=None), sources, progress=False).exit_code == 0
     assert open_store(old, create=False).chunk_context == "none"
+    assert open_store(old, create=False).collection.metadata.get("chunk_context") == "none"
 
 
 def test_sentence_transformers_model_directory_builds_its_own_index(tmp_path: Path) -> None:

@@ -43,7 +43,9 @@ def test_heading_before_is_the_last_one_above_the_chunk() -> None:
     heads = heading_lines(TERMS)
     at = TERMS.index("You may not")
     assert heading_before(heads, at) == "2. Restrictions"
-    assert heading_before(heads, 0) == ""
+    assert heading_before(heads, 0) == "Acme Terms of Use"
+    assert heading_before(heads, TERMS.index("2. Restrictions")) == "2. Restrictions", "a chunk starting at its heading"
+    assert heading_before(heads, TERMS.index("2. Restrictions") - 1) == "1. Who we are"
     assert heading_before(heads, TERMS.index("These terms")) == "Governing law"
 
 
@@ -62,3 +64,24 @@ def test_context_the_chunk_already_carries_is_not_repeated() -> None:
     text = "Intro\n\nBody text of the paper goes here."
     (got,) = contextual_texts("title", "Intro", text, [(7, len(text))])
     assert got == "Intro\n\nBody text of the paper goes here.", "a heading equal to the title is said once"
+
+
+def test_a_chunk_that_starts_with_its_heading_is_not_given_the_previous_one() -> None:
+    s = TERMS.index("2. Restrictions")
+    e = TERMS.index("Acme.", s) + len("Acme.")
+    assert contextual_texts("heading", "Acme Terms of Use", TERMS, [(s, e)]) == [TERMS[s:e]]
+
+
+def test_crlf_text_and_numbered_page_headers() -> None:
+    pages = "".join(f"Case 4:24-cv-04722 Document 121 Page {n} of 16\r\n\r\nText of page {n}.\r\n\r\n" for n in range(1, 4))
+    text = "I. BACKGROUND\r\n\r\n" + pages
+    got = heading_lines(text)
+    assert [h for _, h in got] == ["I. BACKGROUND"]
+    assert text[got[0][0]:].startswith("I. BACKGROUND")
+
+
+def test_headings_in_other_scripts_and_a_url_title() -> None:
+    text = "नियम और शर्तें\n\nयह एक वाक्य है।\n\nهل هذا سؤال؟\n\n## 服务条款\n\n正文。"
+    assert [h for _, h in heading_lines(text)] == ["नियम और शर्तें", "服务条款"]
+    s = text.index("正文")
+    assert contextual_texts("title", "https://example.org/terms", text, [(s, len(text))]) == ["服务条款\n\n正文。"]
