@@ -74,6 +74,21 @@ def heading_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
+#: A "heading" above most of a long document is a title or a navigation line ("Download PDF"), no section's.
+MAX_SECTION_SHARE = 0.6
+LONG_DOCUMENT = 3000
+
+
+def section_headings(text: str) -> list[tuple[int, str]]:
+    """``heading_lines``, with '' for those whose section (up to the next heading) is most of a long document:
+    the text below such a line has no heading (the line above it does not reach further down)."""
+    heads = heading_lines(text)
+    if len(text) <= LONG_DOCUMENT:
+        return heads
+    ends = [h[0] for h in heads[1:]] + [len(text)]
+    return [(at, h if end - at <= MAX_SECTION_SHARE * len(text) else "") for (at, h), end in zip(heads, ends)]
+
+
 def heading_before(headings: Sequence[tuple[int, str]], start: int, starts: Sequence[int] | None = None) -> str:
     """The last heading that begins at or before ``start`` ('' when none); ``starts`` = the headings' offsets."""
     offsets = starts if starts is not None else [h[0] for h in headings]
@@ -86,7 +101,7 @@ def contextual_texts(kind: str, title: str, text: str, spans: Sequence[tuple[int
     chunks = [text[s:e] for s, e in spans]
     if kind == "none":
         return chunks
-    heads = heading_lines(text)
+    heads = section_headings(text)
     starts = [h[0] for h in heads]
     # "heading": the heading alone; a page without a title got its URL as one, which says nothing here
     title = " ".join(title.split())[:MAX_TITLE] if kind == "title" and "://" not in title else ""

@@ -1,7 +1,7 @@
 """Contextual chunk embeddings: section headings found in a document, the text embedded for a chunk."""
 from __future__ import annotations
 
-from ingest.context import contextual_texts, heading_before, heading_lines
+from ingest.context import contextual_texts, heading_before, heading_lines, section_headings
 
 TERMS = """Acme Terms of Use
 
@@ -85,3 +85,13 @@ def test_headings_in_other_scripts_and_a_url_title() -> None:
     assert [h for _, h in heading_lines(text)] == ["नियम और शर्तें", "服务条款"]
     s = text.index("正文")
     assert contextual_texts("title", "https://example.org/terms", text, [(s, len(text))]) == ["服务条款\n\n正文。"]
+
+
+def test_a_heading_above_most_of_a_long_document_is_no_section() -> None:
+    body = "The customer will not resell the service to anyone. " * 80
+    text = ("Acme Terms\n\nDownload PDF of these terms\n\n" + body
+            + "\n\n9. Feedback\n\nFeedback may be used freely.\n")
+    assert [h for _, h in heading_lines(text)] == ["Acme Terms", "Download PDF of these terms", "9. Feedback"]
+    assert [h for _, h in section_headings(text)] == ["Acme Terms", "", "9. Feedback"]
+    s = text.index("The customer")
+    assert contextual_texts("heading", "", text, [(s, s + 60)]) == [text[s:s + 60]]
