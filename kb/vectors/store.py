@@ -31,7 +31,7 @@ from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from kb.errors import EmbedderMismatch, StoreUnavailable
 from kb.files import write_problem
-from kb.settings import Settings
+from kb.settings import DEFAULT_CHUNK_CONTEXT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +160,6 @@ class Store:
         A new (still empty) index records ``wanted`` (unset: ``DEFAULT_CHUNK_CONTEXT``); an index from before
         the kind was recorded is ``none``. A ``wanted`` kind other than the index's is refused: the index would
         mix vectors of two kinds."""
-        from kb.settings import DEFAULT_CHUNK_CONTEXT
-
         meta = dict(self.collection.metadata or {})
         built = meta.get("chunk_context")
         empty = self.count() == 0   # nothing embedded yet (a new index, or a first run that failed): any kind
