@@ -435,6 +435,17 @@ def _marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
 
 
+#: A granted session-level advisory lock in ``pg_locks l``, by the two halves of its key (``_held_lock_params``).
+_HELD_LOCK = ("l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+              "AND l.classid::bigint = ? AND l.objid::bigint = ?")
+
+
+def _held_lock_params(name: str) -> tuple[int, int]:
+    """The (classid, objid) halves of lock ``name``'s key, as ``pg_locks`` shows them."""
+    key = lock_key(name) & 0xFFFFFFFFFFFFFFFF
+    return key >> 32, key & 0xFFFFFFFF
+
+
 def _parts(items: Sequence[Any]) -> Iterator[list[Any]]:
     items = list(items)
     for i in range(0, len(items), _BATCH):
@@ -615,19 +626,15 @@ class Registry:
     def lock_holder(self, name: str) -> str | None:
         """Who holds the advisory lock ``name``: ``pid@host`` of the process whose connection has it, if known."""
         self._need_shared_locks()
-        key = lock_key(name) & 0xFFFFFFFFFFFFFFFF
         rows = self._rows("SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                          "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-                          "AND l.classid::bigint = ? AND l.objid::bigint = ?", (key >> 32, key & 0xFFFFFFFF))
+                          f"WHERE {_HELD_LOCK}", _held_lock_params(name))
         name_ = str(rows[0][0] or "") if rows else ""
         return name_.removeprefix("kb ") or None
 
     def lock_session(self, name: str) -> int | None:
         """The server process id of the session holding the advisory lock ``name`` (None when free)."""
         self._need_shared_locks()
-        key = lock_key(name) & 0xFFFFFFFFFFFFFFFF
-        got = self._one("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
-                        "AND classid::bigint = ? AND objid::bigint = ?", (key >> 32, key & 0xFFFFFFFF))
+        got = self._one(f"SELECT l.pid FROM pg_locks l WHERE {_HELD_LOCK}", _held_lock_params(name))
         return int(got) if got is not None else None
 
     def session_id(self) -> int | None:
@@ -640,10 +647,8 @@ class Registry:
         """Whether this connection's session still holds the advisory lock ``name`` (False after the session
         was lost: the next query runs on a new session, which holds nothing)."""
         self._need_shared_locks()
-        key = lock_key(name) & 0xFFFFFFFFFFFFFFFF
-        return bool(self._one("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
-                              "AND pid = pg_backend_pid() AND classid::bigint = ? AND objid::bigint = ?",
-                              (key >> 32, key & 0xFFFFFFFF)))
+        return bool(self._one(f"SELECT COUNT(*) FROM pg_locks l WHERE {_HELD_LOCK} AND l.pid = pg_backend_pid()",
+                              _held_lock_params(name)))
 
     def _need_shared_locks(self) -> None:
         if not self._dialect.shared_locks:
