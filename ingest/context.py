@@ -35,16 +35,16 @@ def heading_lines(text: str) -> list[tuple[int, str]]:
     """(offset, heading) for every line of ``text`` that reads as a section heading, in order.
 
     A heading stands alone: a short line (3-90 characters, at most 12 words) after a blank line or at the
-    start, not ending like a sentence or a lead-in ("You agree that:"), not a date or link line, not a bullet, not continued by a lower-case line (a wrapped sentence) and not
-    repeated three times or more, numbers aside (a page header); a Markdown ``#`` heading of that length
-    always counts.
+    start, not ending like a sentence or a lead-in ("You agree that:"), not a date or link line, not a
+    bullet, not continued by a lower-case line (a wrapped sentence) and not repeated three times or more,
+    numbers aside (a page header); a Markdown ``#`` heading of that length always counts.
     """
     lines = text.splitlines(keepends=True)
-    counts: dict[str, int] = {}   # by the line with its digits blanked: "Page 3 of 16" repeats as "Page # of #"
-    for line in lines:
-        body = line.strip()
-        if body:
-            key = _DIGITS.sub("#", body)
+    # Each line with its digits blanked: "Page 3 of 16" repeats as "Page # of #".
+    keys = [_DIGITS.sub("#", line.strip()) for line in lines]
+    counts: dict[str, int] = {}
+    for key in keys:
+        if key:
             counts[key] = counts.get(key, 0) + 1
     out: list[tuple[int, str]] = []
     pos = 0
@@ -68,7 +68,7 @@ def heading_lines(text: str) -> list[tuple[int, str]]:
         linked = "://" in heading or "www." in heading   # "Public record: https://...", a link line
         wrapped = nxt[:1].islower()                      # the line goes on: a sentence, not a heading
         if markdown or not (_NOT_HEADING_END.search(heading) or _LIST_ITEM.match(body) or lead_in or dated or linked
-                            or wrapped or counts[_DIGITS.sub("#", body)] >= 3):
+                            or wrapped or counts[keys[k]] >= 3):
             out.append((start, heading))
         prev_blank = False
     return out
