@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_http_corpus_feed_sitemap_duplicates_and_failures(tmp_path: Path, shared_dir: Path) -> None:
     # A fresh embedding cache: this run really embeds, so the second run's share of time is honest.
     settings = make_settings(tmp_path / "data", embed_cache=tmp_path / "cache.sqlite", allow_private_hosts=True,
-                             fetch_timeout=1.0, fetch_retries=0)  # the planted timeout costs both runs ~1 s
+                             fetch_timeout=4.0, fetch_retries=0)
+    # The planted timeout costs each run fetch_timeout. It is 4 s, not 1 s: in a 2-core CI run the first
+    # run embeds while it fetches, and a 1 s budget once timed out on the small feed itself.
     with serve() as srv:
         files = serve_shared(srv)
         seeds = [f for f in files if f.parent.name == "seeds"]
@@ -37,7 +39,7 @@ def test_http_corpus_feed_sitemap_duplicates_and_failures(tmp_path: Path, shared
                   "</article></body></html>")
         srv.set_route("/es/latin1.html", Route(body=latin1.encode("iso-8859-1"), content_type="text/html"))
         srv.set_route("/broken.pdf", Route(body=b"%PDF-1.4\n%broken\n1 0 obj\n<<", content_type="application/pdf"))
-        srv.set_route("/slow.html", Route(body=original.encode(), delay=6.0))
+        srv.set_route("/slow.html", Route(body=original.encode(), delay=12.0))
         port = srv.base_url.rsplit(":", 1)[1]
         same_on_other_host = f"http://localhost:{port}{page_path(verge)}"
         sources = tmp_path / "sources.yaml"
@@ -98,4 +100,5 @@ sources:
         second_s = time.perf_counter() - t0
     assert second.totals()["chunks_embedded"] == 0
     assert second.totals()["documents_new"] == 0 and second.totals()["documents_updated"] == 0
-    assert second_s < 0.05 * first_s, (first_s, second_s)
+    # Apart from the planted timeout, which every run pays in full, the second run is near free.
+    assert second_s - settings.fetch_timeout < 0.05 * first_s, (first_s, second_s)
