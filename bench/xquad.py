@@ -23,7 +23,9 @@ about left-out articles with ``unanswerable=true`` and ``supporting=[]``. ``gold
 translated answer) is deliberately not written: the quotes are English, and a short translated answer
 could match the answer's connecting words. Each file goes through ``python -m kb eval FILE --json``
 (only the command-line contracts are used), and the script prints per language: answer containment
-(``gold_answer_en`` in the answer or a cited quote), hit@1, hit@5, false abstention, correct
+(``gold_answer_en`` in the answer or a cited quote), quote in paragraph (a cited quote overlaps the
+gold paragraph: the check privacy-policy benchmarks make with their evidence segments), quote on span
+(a quote from the gold paragraph that holds the gold answer span), hit@1, hit@5, false abstention, correct
 abstention on the left-out articles, with bootstrap 95% intervals, answer latency, and an overall row
 (intervals resample question ids, so the 7 translations of a question move together).
 """
@@ -59,8 +61,10 @@ DEV_LEFT_OUT = ("Force", "Victoria_and_Albert_Museum", "Fresno_California")
 N_ARTICLES, N_INDEXED = 24, 19
 
 RESAMPLES, SEED = 1000, 20240917
-METRICS = ("answer_containment", "hit@1", "hit@5", "false_abstention", "correct_abstention")
-HEADERS = {"answer_containment": "containment", "hit@1": "hit@1", "hit@5": "hit@5",
+METRICS = ("answer_containment", "evidence_hit", "span_hit", "hit@1", "hit@5", "false_abstention",
+           "correct_abstention")
+HEADERS = {"answer_containment": "containment", "evidence_hit": "quote in para", "span_hit": "quote on span",
+           "hit@1": "hit@1", "hit@5": "hit@5",
            "false_abstention": "false abst.", "correct_abstention": "correct abst."}
 
 
@@ -188,15 +192,37 @@ def choose_ids(by_lang: dict[str, dict[str, dict[str, Any]]], members: Sequence[
     return chosen
 
 
+_BODIES: dict[str, str] = {}
+
+
+def article_body(name: str) -> str:
+    """An article's text after its front matter (the dataset's paragraph and answer offsets count in it)."""
+    if name not in _BODIES:
+        text = (XQUAD / "corpus" / f"{name}.md").read_text(encoding="utf-8")
+        _BODIES[name] = text.split("\n---\n", 1)[1].lstrip("\n") if text.startswith("---") else text
+    return _BODIES[name]
+
+
+def gold_evidence(r: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(the gold paragraph, the gold answer span) as text, or None where the offsets do not hold."""
+    body = article_body(r["gold_file"])
+    start, answer = r.get("gold_answer_en_start"), r["gold_answer_en"]
+    paragraph = body[r["gold_paragraph_start"]:r["gold_paragraph_end"]].strip() or None
+    span = answer if isinstance(start, int) and body[start:start + len(answer)] == answer else None
+    return paragraph, span
+
+
 def write_questions(path: Path, rows: list[dict[str, Any]], left_out: Sequence[str]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
         for r in rows:
             una = r["gold_file"] in left_out
+            paragraph, span = (None, None) if una else gold_evidence(r)
             obj = {"id": r["id"], "lang": r["lang"], "question": r["question"], "article": r["gold_file"],
                    "supporting": [] if una else [r["gold_file"]],
                    "keywords": [] if una else [r["gold_answer_en"]],
-                   "gold_answer_en": None if una else r["gold_answer_en"], "unanswerable": una}
+                   "gold_answer_en": None if una else r["gold_answer_en"], "unanswerable": una,
+                   "gold_evidence": paragraph, "gold_span": span}
             fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
     return len(rows)
 
@@ -204,8 +230,9 @@ def write_questions(path: Path, rows: list[dict[str, Any]], left_out: Sequence[s
 # -- metrics ---------------------------------------------------------------------------------------
 def _values(rows: Sequence[dict[str, Any]], metric: str) -> list[tuple[float, str]]:
     ans = [r for r in rows if not r["unanswerable"]]
-    if metric == "answer_containment":
-        return [(float(bool(r["contained"])), r["id"]) for r in ans if r.get("contained") is not None]
+    if metric in ("answer_containment", "evidence_hit", "span_hit"):
+        key = "contained" if metric == "answer_containment" else metric
+        return [(float(bool(r[key])), r["id"]) for r in ans if r.get(key) is not None]
     if metric.startswith("hit@"):
         k = int(metric[4:])
         return [(1.0 if r["rank"] and r["rank"] <= k else 0.0, r["id"]) for r in ans]

@@ -2,7 +2,9 @@
 abstention and latency, overall and per language, with bootstrap confidence intervals.
 
 A question file is JSONL with ``question``, ``lang``, ``supporting`` (file names without their
-extension), ``keywords``, ``unanswerable`` and optionally ``gold_answer_en`` / ``gold_answer``.
+extension), ``keywords``, ``unanswerable`` and optionally ``gold_answer_en`` / ``gold_answer``,
+``gold_evidence`` (the passage that holds the answer: a string or a list) and ``gold_span`` (the exact
+answer or evidence span inside it).
 Retrieved passages are mapped back to those file names through the registry: the file a version was
 read from (its location) when ingest kept it, else the corpus ``MANIFEST.tsv`` by URL and title (two
 versions of one URL differ by title), else by URL.
@@ -11,6 +13,12 @@ Answer containment: an answerable question counts when any of its gold strings (
 ``gold_answer_en`` / ``gold_answer``) appears, case-insensitively and with whitespace collapsed, in
 the answer text or in one of its cited quotes; an abstention never contains the answer. Questions
 without any gold string are left out of that rate.
+
+Evidence hits (as privacy-policy benchmarks score a quote): ``evidence_hit`` counts an answered question
+when a cited quote overlaps a ``gold_evidence`` passage; ``span_hit`` when a quote overlaps a
+``gold_span`` (inside a gold passage, when the question gives one). Two texts overlap when one holds the
+other or they share a run of ``OVERLAP_CHARS`` characters (after ``normalise``). Questions without
+those fields are left out of the rate.
 
 Confidence intervals are percentile bootstraps (``BOOTSTRAP_RESAMPLES`` resamples, fixed seed) that
 resample questions; rows sharing a question ``id`` (one question asked in several languages) are
@@ -32,8 +40,12 @@ BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 20240917
 CI_LEVEL = 0.95
 #: Rates that get a per-language row and a confidence interval.
-RATE_METRICS = ("hit@1", "hit@5", "mrr", "answer_containment", "keyword_accuracy",
+RATE_METRICS = ("hit@1", "hit@5", "mrr", "answer_containment", "evidence_hit", "span_hit", "keyword_accuracy",
                 "false_abstention", "correct_abstention")
+#: Rates over only the questions that give what they need (a gold string, a gold passage, a gold span).
+OPTIONAL_RATES = ("answer_containment", "evidence_hit", "span_hit")
+#: The shared run of characters that makes a quote overlap a gold passage or span.
+OVERLAP_CHARS = 30
 
 
 def load_questions(path: Path) -> list[dict[str, Any]]:
@@ -152,6 +164,37 @@ def contains_gold(texts: Iterable[str], golds: Sequence[str]) -> bool:
     return any(g in h for g in wanted for h in haystacks)
 
 
+def _strings(value: Any) -> list[str]:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [n for n in (normalise(v) for v in values if isinstance(v, str)) if n]
+
+
+def overlaps(a: str, b: str, min_chars: int = OVERLAP_CHARS) -> bool:
+    """Whether two normalised texts overlap: one holds the other, or they share ``min_chars`` in a row."""
+    if not a or not b:
+        return False
+    if a in b or b in a:
+        return True
+    from difflib import SequenceMatcher
+
+    m = SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b))
+    return m.size >= min_chars
+
+
+def evidence_hits(question: dict[str, Any], quotes: Sequence[str], abstained: bool) -> tuple[bool | None, bool | None]:
+    """(evidence_hit, span_hit) of one answer: None when the question gives no gold passage / span."""
+    passages, spans = _strings(question.get("gold_evidence")), _strings(question.get("gold_span"))
+    if question.get("unanswerable"):
+        return None, None
+    said = [n for n in (normalise(q) for q in quotes) if n]
+    in_passage = [q for q in said if any(overlaps(q, p) for p in passages)]
+    evidence = (not abstained and bool(in_passage)) if passages else None
+    pool = in_passage if passages else said
+    span = (not abstained and any(overlaps(q, s, min(OVERLAP_CHARS, len(s))) for q in pool for s in spans)) \
+        if spans else None
+    return evidence, span
+
+
 def bootstrap_ci(values: Sequence[float], clusters: Sequence[Any] | None = None,
                  resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
                  level: float = CI_LEVEL) -> list[float] | None:
@@ -197,6 +240,9 @@ def metric_values(rows: Sequence[dict[str, Any]]) -> dict[str, list[tuple[float,
         "mrr": [((1.0 / r["rank"]) if r.get("rank") else 0.0, r["id"]) for r in answerable],
         "answer_containment": [(float(bool(r["contained"])), r["id"]) for r in answerable
                                if r.get("contained") is not None],
+        "evidence_hit": [(float(bool(r["evidence_hit"])), r["id"]) for r in answerable
+                         if r.get("evidence_hit") is not None],
+        "span_hit": [(float(bool(r["span_hit"])), r["id"]) for r in answerable if r.get("span_hit") is not None],
         "keyword_accuracy": [(float(bool(r.get("keyword"))), r["id"]) for r in answerable],
         "false_abstention": [(float(bool(r["abstained"])), r["id"]) for r in answerable],
         "correct_abstention": [(float(bool(r["abstained"])), r["id"]) for r in unanswerable],
@@ -209,7 +255,7 @@ def rates(rows: Sequence[dict[str, Any]], ci: bool = True) -> dict[str, Any]:
     intervals: dict[str, list[float] | None] = {}
     for name, pairs in metric_values(rows).items():
         out[name] = (sum(v for v, _ in pairs) / len(pairs)) if pairs else None
-        if name == "answer_containment":  # the others count the answerable or the unanswerable questions
+        if name in OPTIONAL_RATES:  # the others count the answerable or the unanswerable questions
             out[f"{name}_n"] = len(pairs)
         if ci:
             intervals[name] = bootstrap_ci([v for v, _ in pairs], [c for _, c in pairs])
@@ -239,13 +285,14 @@ def evaluate(engine: Any, questions: list[dict[str, Any]], top_k: int = 8,
         contained = None
         if not q["unanswerable"] and golds:
             contained = (not ans.abstained) and contains_gold([ans.answer, *(c.quote for c in ans.citations)], golds)
+        evidence_hit, span_hit = evidence_hits(q, [c.quote for c in ans.citations], ans.abstained)
         rows.append({
             "id": q["id"], "lang": q.get("lang", ""), "question_language": ans.question_language,
             "unanswerable": q["unanswerable"], "abstained": ans.abstained,
             "reason": getattr(ans, "reason", ""),
             "rank": first, "top_files": files[:5], "citations": len(ans.citations), "verified": len(kept),
             "keyword": (not q["unanswerable"]) and not ans.abstained and _has_keyword(evidence, q.get("keywords", [])),
-            "contained": contained,
+            "contained": contained, "evidence_hit": evidence_hit, "span_hit": span_hit,
             "latency": latency, "retrieval": sum(v for k, v in ans.timings.items()
                                                  if k in ("filter", "bm25", "embed", "dense", "fuse", "texts")),
             "answer": ans.answer[:300],
@@ -274,8 +321,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "retrieval_p50_s": _pct(ret, 0.5), "retrieval_p95_s": _pct(ret, 0.95),
     }
     overall = rates(rows)
-    metrics["answer_containment"] = overall["answer_containment"]
-    metrics["answer_containment_n"] = overall["answer_containment_n"]
+    for name in OPTIONAL_RATES:
+        metrics[name] = overall[name]
+        metrics[f"{name}_n"] = overall[f"{name}_n"]
     metrics["ci95"] = overall["ci95"]
     metrics["bootstrap"] = {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "level": CI_LEVEL,
                             "unit": "question id"}
@@ -312,6 +360,9 @@ def format_report(report: dict[str, Any], details: bool = False) -> str:
         f"keyword accuracy     {_fmt_rate(m['keyword_accuracy'], ci.get('keyword_accuracy'))}",
         (f"answer containment   {_fmt_rate(m.get('answer_containment'), ci.get('answer_containment'))}"
          f" (n={m.get('answer_containment_n', 0)})"),
+        *[f"{label:<21}{_fmt_rate(m.get(name), ci.get(name))} (n={m[f'{name}_n']})"
+          for name, label in (("evidence_hit", "quote in gold passage"), ("span_hit", "quote on gold span"))
+          if m.get(f"{name}_n")],
         f"correct abstention   {_fmt_rate(m['correct_abstention'], ci.get('correct_abstention'))}",
         f"false abstention     {_fmt_rate(m['false_abstention'], ci.get('false_abstention'))}",
         f"answer latency       p50 {m['latency_p50_s'] * 1000:.0f} ms, p95 {m['latency_p95_s'] * 1000:.0f} ms",
@@ -336,8 +387,10 @@ def format_report(report: dict[str, Any], details: bool = False) -> str:
         for r in report["questions"]:
             flag = ("ABSTAIN" if r["abstained"] else "answer ") + ("*" if r["abstained"] != r["unanswerable"] else " ")
             cont = "-" if r.get("contained") is None else int(r["contained"])
+            ev = "" if r.get("evidence_hit") is None else f" ev={int(r['evidence_hit'])}"
+            sp = "" if r.get("span_hit") is None else f" span={int(r['span_hit'])}"
             lines.append(f"{r['id']:>5} {r['lang']:>2} rank={r['rank']!s:>4} {flag} kw={int(r['keyword'])} "
-                         f"in={cont} {r['latency'] * 1000:5.0f}ms {r['reason'] or ''} | {r['top_files'][:3]}")
+                         f"in={cont}{ev}{sp} {r['latency'] * 1000:5.0f}ms {r['reason'] or ''} | {r['top_files'][:3]}")
     return "\n".join(lines)
 
 

@@ -11,10 +11,12 @@ from kb.evaluate import (
     bootstrap_ci,
     contains_gold,
     evaluate,
+    evidence_hits,
     format_report,
     gold_strings,
     load_questions,
     normalise,
+    overlaps,
     summarise,
 )
 from kb.models import Citation, Passage
@@ -46,6 +48,33 @@ def test_contains_gold_in_answer_or_quote_ignoring_case_and_line_breaks() -> Non
     assert not contains_gold(["the Saxon Gardens' wall"], ["Saxon Garden wall"])
     assert not contains_gold(["anything"], [])
     assert not contains_gold([], ["anything"])
+
+
+# -- quotes against gold evidence -------------------------------------------------------------------
+PARA = ("We collect the device identifiers you provide. We share location data with advertising partners "
+        "only with your consent. You may withdraw that consent at any time in the settings.")
+
+
+def test_overlap_needs_containment_or_a_long_shared_run() -> None:
+    assert overlaps(normalise("we share location data with advertising partners"), normalise(PARA))
+    assert overlaps(normalise(PARA), normalise("location data"))            # the quote holds the span
+    # A quote that runs past the passage still overlaps it by a long shared run.
+    assert overlaps(normalise("that consent at any time in the settings. Other section: cookies are small files."), normalise(PARA))
+    assert not overlaps(normalise("you may withdraw from the programme"), normalise(PARA))  # 17 shared chars
+    assert not overlaps("", normalise(PARA))
+
+
+def test_evidence_hits_quote_in_passage_and_on_span() -> None:
+    q = {"gold_evidence": PARA, "gold_span": "only with your consent", "unanswerable": False}
+    on_span = "We share location data with advertising partners only with your consent."
+    assert evidence_hits(q, [on_span], abstained=False) == (True, True)
+    assert evidence_hits(q, ["We collect the device identifiers you provide."], False) == (True, False)
+    # The span's words in another passage do not count while a gold passage is given.
+    assert evidence_hits(q, ["Transfers happen only with your consent, says another policy."], False) == (False, False)
+    assert evidence_hits(q, [on_span], abstained=True) == (False, False)
+    assert evidence_hits({"gold_span": "seven", "unanswerable": False}, ["It has seven layers."], False) == (None, True)
+    assert evidence_hits({"unanswerable": False}, [on_span], False) == (None, None)
+    assert evidence_hits({**q, "unanswerable": True}, [on_span], False) == (None, None)
 
 
 # -- bootstrap -------------------------------------------------------------------------------------
@@ -212,3 +241,4 @@ def test_evaluate_maps_markdown_files_and_checks_containment() -> None:
     assert m["answer_containment"] == pytest.approx(1 / 3)
     assert m["hit@1"] == pytest.approx(1 / 3) and m["mrr"] == pytest.approx((0.5 + 1) / 3)
     assert m["false_abstention"] == pytest.approx(1 / 3) and m["correct_abstention"] == 0.0
+    assert m["evidence_hit_n"] == 0 and m["evidence_hit"] is None  # no question gives a gold passage
