@@ -26,7 +26,7 @@ from kb.answer import phrases
 from kb.answer.abstention import Thresholds, abstain_reason
 from kb.answer.citations import make_citations, verify_citations
 from kb.answer.quotes import choose_quotes
-from kb.answer.scoring import ANSWER_PASSAGES, select_sentences
+from kb.answer.scoring import ANSWER_PASSAGES, select_sentences, widen_quotes
 from kb.errors import NoIndex
 from kb.files import write_problem
 from kb.models import Answer, Citation
@@ -188,7 +188,7 @@ def answer_question(question: str, engine: Engine, filters: Filters | None = Non
     if verdict:
         log.info("abstaining: %s", verdict)
         return finish(phr.abstain, True, [], verdict)
-    chosen = choose_quotes(cands)
+    chosen = widen_quotes(choose_quotes(cands), ret, engine)
     cites = make_citations(chosen, engine)
     t = time.perf_counter()
     cites, dropped = verify_citations(cites, engine.version_text)

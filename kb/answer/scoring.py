@@ -61,6 +61,9 @@ class Candidate:
     also: list[Passage] = field(default_factory=list)
     vector: np.ndarray | None = None
     context: str = ""  # the stored text around the sentence (a few hundred characters each side)
+    #: The sentences just before and after it in the same paragraph (spans of the stored text), if any.
+    before: tuple[int, int] | None = None
+    after: tuple[int, int] | None = None
 
 
 def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) -> list[Candidate]:
@@ -76,7 +79,9 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
     for rank, (p, hit) in enumerate(zip(ret.passages[:ANSWER_PASSAGES], ret.hits[:ANSWER_PASSAGES])):
         text = engine.version_text(p.version_id)
         also = cat.passages(hit.also)
-        for s, e in candidate_spans(text, p.start, p.end):
+        spans = candidate_spans(text, p.start, p.end)
+        before, after = _neighbours(text, spans)
+        for s, e in spans:
             if (p.version_id, s, e) in seen:
                 continue
             seen.add((p.version_id, s, e))
@@ -84,7 +89,8 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
             toks = set(tokenize(sent, p.language)) | set(tokenize(sent, "en"))
             lex = sum(w for tok, w in q_idf.items() if tok in toks) / total_idf
             cands.append(Candidate(p, rank, s, e, sent, lex=lex, also=also,
-                                   context=text[max(0, s - CONTEXT_CHARS):e + CONTEXT_CHARS]))
+                                   context=text[max(0, s - CONTEXT_CHARS):e + CONTEXT_CHARS],
+                                   before=before.get((s, e)), after=after.get((s, e))))
     if not cands:
         return []
     # Dense similarity for the lexically most promising sentences and every sentence of the top passage.
@@ -108,3 +114,58 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
                    + (W_TYPE if entity and carries_entity(c.text, entity) else 0.0)
                    + (W_SCRIPT if main_script(c.text) == q_script else 0.0) - quality_penalty(c.text))
     return sorted(cands, key=lambda c: -c.score)
+
+
+#: A quote is widened to take in its neighbour sentence when the pair's cosine with the question beats the
+#: sentence's own by this much (the answer sits in the next sentence: "These include ...", "During this
+#: hold, ..."), and the pair stays within ``WIDE_QUOTE_CHARS``.
+WIDEN_GAIN = 0.01
+WIDE_QUOTE_CHARS = 600
+#: How many of the chosen quotes may be widened (each costs two sentence-pair embeddings at most).
+WIDEN_QUOTES = 2
+
+
+def _neighbours(text: str, spans: list[tuple[int, int]]
+                ) -> tuple[dict[tuple[int, int], tuple[int, int]], dict[tuple[int, int], tuple[int, int]]]:
+    """For each span, the span just before and just after it, when only spaces (no blank line) lie between."""
+    every = sorted(set(spans))  # sentences, and windows that hold two of them (a question and its reply)
+    singles = [a for a in every if not any(b != a and a[0] <= b[0] and b[1] <= a[1] for b in every)]
+    before: dict[tuple[int, int], tuple[int, int]] = {}
+    after: dict[tuple[int, int], tuple[int, int]] = {}
+    for a, b in zip(singles, singles[1:]):
+        gap = text[a[1]:b[0]]
+        if b[0] >= a[1] and not gap.strip() and gap.count("\n") < 2:
+            after[a], before[b] = b, a
+    return before, after
+
+
+def widen_quotes(chosen: list[Candidate], ret: Retrieval, engine: Engine, gain: float | None = None) -> list[Candidate]:
+    """The chosen quotes, each of the first ``WIDEN_QUOTES`` taking in its neighbour sentence when the pair
+    matches the question clearly better than the sentence alone (and overlaps no other quote)."""
+    gain = WIDEN_GAIN if gain is None else gain
+    if ret.query_vector is None or gain >= 1.0:
+        return chosen
+    q = np.asarray(ret.query_vector, dtype=np.float32)
+    q = q / (np.linalg.norm(q) or 1.0)
+    out = list(chosen)
+    for i, c in enumerate(chosen[:WIDEN_QUOTES]):
+        if not c.dense:
+            continue
+        text = engine.version_text(c.passage.version_id)
+        windows = [(s, e) for s, e in ((c.before[0] if c.before else None, c.end),
+                                        (c.start, c.after[1] if c.after else None))
+                   if s is not None and e is not None and e - s <= WIDE_QUOTE_CHARS]
+        if not windows:
+            continue
+        vecs = engine.embedder.embed_passages([text[s:e] for s, e in windows])
+        sims = vecs @ q / (np.linalg.norm(vecs, axis=1) + 1e-9)
+        k = int(np.argmax(sims))
+        s, e = windows[k]
+        if sims[k] < c.dense + gain:
+            continue
+        if any(o is not c and o.passage.version_id == c.passage.version_id and o.start < e and s < o.end
+               for o in out):
+            continue
+        out[i] = Candidate(c.passage, c.rank, s, e, text[s:e], lex=c.lex, dense=float(sims[k]), score=c.score,
+                           also=c.also, vector=vecs[k] / (np.linalg.norm(vecs[k]) or 1.0), context=c.context)
+    return out

@@ -186,3 +186,51 @@ def test_how_many_needs_a_number_of_the_counted_thing() -> None:
     assert not ev.has_type
     staff = [cand("He characterized xAI as a much smaller company with just a few hundred employees.", 0.9)]
     assert evidence_of("How many employees does xAI have?", retrieval(0.9), staff, "en", idf).has_type
+
+
+# -- widening a quote to its neighbour sentence ------------------------------------------------------
+WIDEN_TEXT = ("The court set a schedule for the motions. Three filings were due in May. The first was the reply.\n\n"
+              "A new paragraph starts here with its own sentence.")
+
+
+def test_neighbours_stay_within_the_paragraph_and_skip_question_windows() -> None:
+    from kb.answer.scoring import _neighbours
+    spans = candidate_spans(WIDEN_TEXT, 0, len(WIDEN_TEXT))
+    before, after = _neighbours(WIDEN_TEXT, spans + [(spans[0][0], spans[1][1])])  # plus a two-sentence window
+    first, second, third, fourth = spans
+    assert after[first] == second and before[second] == first and after[second] == third
+    assert third not in after and fourth not in before  # a blank line ends the paragraph
+    assert (spans[0][0], spans[1][1]) not in after
+
+
+class _ScriptedEmbedder:
+    """Scripted vectors (a stand-in: the real encoder gives no cosine on demand): texts that hold "Three
+    filings" point at the question, everything else away from it."""
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return np.array([[0.9, 0.436] if "Three filings" in t else [0.0, 1.0] for t in texts], dtype=np.float32)
+
+
+class _Engine:
+    embedder = _ScriptedEmbedder()
+
+    @staticmethod
+    def version_text(_vid: str) -> str:
+        return WIDEN_TEXT
+
+
+def test_widen_quotes_takes_the_neighbour_only_when_the_pair_matches_better() -> None:
+    from kb.answer.scoring import _neighbours, widen_quotes
+    spans = candidate_spans(WIDEN_TEXT, 0, len(WIDEN_TEXT))
+    before, after = _neighbours(WIDEN_TEXT, spans)
+    s, e = spans[0]
+    lead = Candidate(passage(), 0, s, e, WIDEN_TEXT[s:e], dense=0.5, score=1.0, after=after[spans[0]])
+    ret = Retrieval(passages=[passage()], hits=[FusedHit(row=0, fused=0.1, dense=0.8)], query_tokens=[],
+                    query_vector=np.array([1.0, 0.0]))
+    (wide,) = widen_quotes([lead], ret, _Engine(), gain=0.05)  # type: ignore[arg-type]
+    assert wide.text == "The court set a schedule for the motions. Three filings were due in May."
+    assert WIDEN_TEXT[wide.start:wide.end] == wide.text and wide.dense == pytest.approx(0.9, abs=1e-3)
+    # Not better by the gain: the sentence stays alone; a neighbour another quote holds is not taken.
+    assert widen_quotes([lead], ret, _Engine(), gain=0.5) == [lead]  # type: ignore[arg-type]
+    other = cand(WIDEN_TEXT[spans[1][0]:spans[1][1]], 0.4, start=spans[1][0])
+    assert widen_quotes([lead, other], ret, _Engine(), gain=0.05)[0] is lead  # type: ignore[arg-type]
