@@ -9,7 +9,8 @@ questions are answered in one process under each variant, from the first wave's 
    lexical weight 0.35 and rank weight 0.05, answer type read from the three leading quotes;
 2. ``+ support model``: the floors replaced by the support model (relative cosines, language-aware);
 3. ``+ coverage-scaled lexical term``: today's sentence weights;
-4. ``+ names-only unknown terms, type window 5`` (= today's answerer).
+4. ``+ names-only unknown terms, type window 5``;
+5. ``+ quote widened to its neighbour sentence`` (``kb.answer.scoring.widen_quotes``; = today's answerer).
 
 Containment: ``gold_answer_en`` in the answer or a quote; false abstention on answerable questions;
 correct abstention on the questions about left-out articles.
@@ -49,12 +50,14 @@ def _all_words(question: str, qlang: str, idf: Callable[[str], float]) -> list[s
 def variants(base: abstention.Thresholds) -> list[tuple[str, dict[str, Any]]]:
     first = {"th": replace(base, min_support=0.0, unknown_term_support=1.01, min_passage_dense=0.83,
                            min_sentence_dense=0.80),
-             "W_LEX": 0.35, "W_RANK": 0.05, "LEX_BY_COVERAGE": False, "unknown": _all_words, "TYPE_WINDOW": 3}
+             "W_LEX": 0.35, "W_RANK": 0.05, "LEX_BY_COVERAGE": False, "unknown": _all_words, "TYPE_WINDOW": 3,
+             "WIDEN_GAIN": 1.0}
     support = {**first, "th": replace(base, unknown_term_support=1.01)}
     weights = {**support, "W_LEX": scoring.W_LEX, "W_RANK": scoring.W_RANK, "LEX_BY_COVERAGE": True}
-    today = {**weights, "th": base, "unknown": abstention.unknown_terms, "TYPE_WINDOW": abstention.TYPE_WINDOW}
+    names = {**weights, "th": base, "unknown": abstention.unknown_terms, "TYPE_WINDOW": abstention.TYPE_WINDOW}
+    today = {**names, "WIDEN_GAIN": scoring.WIDEN_GAIN}
     return [("first wave", first), ("+ support model", support), ("+ coverage-scaled lexical term", weights),
-            ("+ names-only unknown terms, type window 5", today)]
+            ("+ names-only unknown terms, type window 5", names), ("+ quote widened to its neighbour sentence", today)]
 
 
 def _norm(text: str) -> str:
@@ -62,9 +65,10 @@ def _norm(text: str) -> str:
 
 
 def run(engine: Engine, questions: list[dict[str, Any]], left_out: set[str], v: dict[str, Any]) -> dict[str, Any]:
-    saved = (scoring.W_LEX, scoring.W_RANK, scoring.LEX_BY_COVERAGE, abstention.unknown_terms,
+    saved = (scoring.W_LEX, scoring.W_RANK, scoring.LEX_BY_COVERAGE, scoring.WIDEN_GAIN, abstention.unknown_terms,
              abstention.TYPE_WINDOW, engine.thresholds)
     scoring.W_LEX, scoring.W_RANK, scoring.LEX_BY_COVERAGE = v["W_LEX"], v["W_RANK"], v["LEX_BY_COVERAGE"]
+    scoring.WIDEN_GAIN = v["WIDEN_GAIN"]
     abstention.unknown_terms, abstention.TYPE_WINDOW, engine.thresholds = v["unknown"], v["TYPE_WINDOW"], v["th"]
     try:
         rows: dict[str, dict[str, list[bool]]] = {}
@@ -79,7 +83,7 @@ def run(engine: Engine, questions: list[dict[str, Any]], left_out: set[str], v: 
             r["false"].append(ans.abstained)
             r["contained"].append(not ans.abstained and any(gold in _norm(t) for t in texts))
     finally:
-        (scoring.W_LEX, scoring.W_RANK, scoring.LEX_BY_COVERAGE, abstention.unknown_terms,
+        (scoring.W_LEX, scoring.W_RANK, scoring.LEX_BY_COVERAGE, scoring.WIDEN_GAIN, abstention.unknown_terms,
          abstention.TYPE_WINDOW, engine.thresholds) = saved
 
     def rate(xs: list[bool]) -> float | None:
