@@ -141,7 +141,8 @@ def support(ev: Evidence) -> float:
 
 def evidence_of(question: str, ret: Retrieval, cands: list[Candidate], qlang: str = "en",
                 idf: Callable[[str], float] | None = None) -> Evidence:
-    """Measure the evidence for a question."""
+    """Measure the evidence for a question (from the ranked passages' sentences, as the model was fitted)."""
+    cands = [c for c in cands if not c.lexical_only]
     if not cands:
         return Evidence(quotable=False)
     best = cands[0]

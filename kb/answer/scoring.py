@@ -10,7 +10,7 @@ import numpy as np
 from kb.answer.answer_types import asked_entity, asked_type, carries_entity, carries_type
 from kb.models import Passage
 from kb.retrieval.retriever import Retrieval
-from kb.text.spans import candidate_spans, main_script, quality_penalty
+from kb.text.spans import candidate_spans, defined_term, main_script, quality_penalty
 from kb.text.tokenize import tokenize
 
 if TYPE_CHECKING:
@@ -41,6 +41,10 @@ W_DENSE, W_LEX, W_PASSAGE, W_RANK, W_TYPE = 1.0, 0.2, 0.5, 0.03, 0.05
 #: Scale the lexical term by the question's vocabulary coverage (False: the first wave's unscaled overlap).
 LEX_BY_COVERAGE = True
 
+#: Penalty for a definition line whose term the question does not name: '"Documentation" means ...' is
+#: evidence for what Documentation is, not for the clause that uses it.
+W_DEFINITION = 0.06
+
 #: Bonus for a sentence in the question's script (a bilingual page offers both the original and its
 #: translation: quote the one the reader reads).
 W_SCRIPT = 0.03
@@ -56,11 +60,17 @@ class Candidate:
     end: int
     text: str
     lex: float = 0.0
+    #: The lexical overlap over the question's words that are not its document's title (which clause, not
+    #: which document); ``lex`` counts them all (the abstention evidence).
+    focus_lex: float = 0.0
     dense: float = 0.0
     score: float = 0.0
     also: list[Passage] = field(default_factory=list)
     vector: np.ndarray | None = None
     context: str = ""  # the stored text around the sentence (a few hundred characters each side)
+    #: From a passage only BM25 ranked (``Retrieval.lexical_passages``): a quote it may give, evidence for
+    #: the abstention decision it is not (the support model was fitted on the ranked passages' sentences).
+    lexical_only: bool = False
     #: The sentences just before and after it in the same paragraph (spans of the stored text), if any.
     before: tuple[int, int] | None = None
     after: tuple[int, int] | None = None
@@ -76,8 +86,17 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
     total_idf = sum(q_idf.values()) or 1.0
     cands: list[Candidate] = []
     seen: set[tuple[str, int, int]] = set()
-    for rank, (p, hit) in enumerate(zip(ret.passages[:ANSWER_PASSAGES], ret.hits[:ANSWER_PASSAGES])):
+    pool = list(zip(ret.passages[:ANSWER_PASSAGES], ret.hits[:ANSWER_PASSAGES]))
+    ranked = len(pool)
+    pool += list(zip(ret.lexical_passages, ret.lexical_hits))
+    titles: dict[str, set[str]] = {}
+    for rank, (p, hit) in enumerate(pool):
         text = engine.version_text(p.version_id)
+        if p.doc_id not in titles:
+            titles[p.doc_id] = set(tokenize(p.title, p.language)) | set(tokenize(p.title, "en"))
+        # The question's words that are not the document's name: which clause, not which document.
+        focus = {t: w for t, w in q_idf.items() if t not in titles[p.doc_id]} or q_idf
+        focus_idf = sum(focus.values()) or 1.0
         also = cat.passages(hit.also)
         spans = candidate_spans(text, p.start, p.end)
         before, after = _neighbours(text, spans)
@@ -88,7 +107,8 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
             sent = text[s:e]
             toks = set(tokenize(sent, p.language)) | set(tokenize(sent, "en"))
             lex = sum(w for tok, w in q_idf.items() if tok in toks) / total_idf
-            cands.append(Candidate(p, rank, s, e, sent, lex=lex, also=also,
+            focus_lex = sum(w for tok, w in focus.items() if tok in toks) / focus_idf
+            cands.append(Candidate(p, rank, s, e, sent, lex=lex, focus_lex=focus_lex, also=also, lexical_only=rank >= ranked,
                                    context=text[max(0, s - CONTEXT_CHARS):e + CONTEXT_CHARS],
                                    before=before.get((s, e)), after=after.get((s, e))))
     if not cands:
@@ -107,13 +127,30 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
     kind = asked_type(question)
     entity = asked_entity(question)
     q_script = main_script(question)
+    q_words = set(ret.query_tokens) | set(tokenize(question, "en"))
+    # A lexical-only passage has no cosine of its own from the store: its best sentence's stands in.
+    best_sentence: dict[int, float] = {}
     for c in cands:
-        hit = ret.hits[c.rank]
-        c.score = (W_DENSE * c.dense + W_LEX * c.lex * (ret.coverage if LEX_BY_COVERAGE else 1.0) + W_PASSAGE * (hit.dense or 0.0) + W_RANK / (1 + c.rank)
+        best_sentence[c.rank] = max(best_sentence.get(c.rank, 0.0), c.dense)
+    for c in cands:
+        hit = pool[c.rank][1]
+        passage_dense = hit.dense if hit.dense is not None else best_sentence[c.rank]
+        c.score = (W_DENSE * c.dense + W_LEX * c.focus_lex * (ret.coverage if LEX_BY_COVERAGE else 1.0)
+                   + W_PASSAGE * passage_dense + W_RANK / (1 + c.rank)
                    + (W_TYPE if kind and carries_type(c.text, kind) else 0.0)
                    + (W_TYPE if entity and carries_entity(c.text, entity) else 0.0)
-                   + (W_SCRIPT if main_script(c.text) == q_script else 0.0) - quality_penalty(c.text))
+                   + (W_SCRIPT if main_script(c.text) == q_script else 0.0) - quality_penalty(c.text)
+                   - (W_DEFINITION if _defines_other_term(c, q_words) else 0.0))
     return sorted(cands, key=lambda c: -c.score)
+
+
+def _defines_other_term(c: Candidate, q_words: set[str]) -> bool:
+    """Whether the sentence is a definition line of a term none of whose words the question uses."""
+    term = defined_term(c.text)
+    if term is None:
+        return False
+    words = set(tokenize(term, c.passage.language)) | set(tokenize(term, "en"))
+    return not (words & q_words)
 
 
 #: A quote is widened to take in its neighbour sentence when the pair's cosine with the question beats the

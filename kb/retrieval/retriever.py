@@ -42,6 +42,8 @@ CANDIDATES = 50
 
 
 DENSE_CANDIDATES = 20
+#: The best BM25 passages the answer step also reads when fusion ranked them out of the passages.
+LEXICAL_EXTRA = 2
 
 
 #: Extra dense results asked for without a filter, to survive dropping superseded versions afterwards.
@@ -88,6 +90,11 @@ class Retrieval:
     #: Cosines of every dense candidate the store returned (best first): the question's own score
     #: distribution, against which the best evidence is judged (cross-lingual cosines sit lower).
     dense_scores: list[float] = field(default_factory=list)
+    #: The best BM25 passages that fusion left out of ``passages`` (dense similarity favours passages that
+    #: name the document over the one clause that answers): more sentences for the answer step to weigh,
+    #: not part of the ranking.
+    lexical_passages: list[Passage] = field(default_factory=list)
+    lexical_hits: list[FusedHit] = field(default_factory=list)
 
 
 class Retriever:
@@ -216,16 +223,23 @@ class Retriever:
                     h.fused *= 1.0 + FOLLOW_UP_BOOST
             hits.sort(key=lambda h: -h.fused)
         hits = self._dedup(hits, top_k)
+        shown = {r for h in hits for r in (h.row, *h.also)}
+        by_row = {h.row: h for h in (FusedHit(row=row, fused=score, dense=dense_score.get(row),
+                                              dense_rank=dense_rank.get(row), bm25=float(lex_scores[row]),
+                                              bm25_rank=lex_rank.get(row)) for row, score in fused)}
+        extra = [by_row[r] for r in lex_rows[:LEXICAL_EXTRA] if r not in shown and r in by_row]
         timings["fuse"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        passages = cat.passages([h.row for h in hits], [h.fused for h in hits])
-        if not all(p.text for p in passages):   # pruned since the catalogue was loaded (it reloads within a second)
-            kept = [(p, h) for p, h in zip(passages, hits) if p.text]
-            passages, hits = [p for p, _ in kept], [h for _, h in kept]
+        every = hits + extra
+        got = cat.passages([h.row for h in every], [h.fused for h in every])
+        # A passage whose text was pruned since the catalogue was loaded (it reloads within a second) is dropped.
+        ranked = [(p, h) for p, h in zip(got[:len(hits)], hits) if p.text]
+        lexical = [(p, h) for p, h in zip(got[len(hits):], extra) if p.text]
         timings["texts"] = time.perf_counter() - t
-        return Retrieval(passages, hits, tokens, qvec, timings, coverage=coverage,
-                         dense_scores=[score for _, score in dense])
+        return Retrieval([p for p, _ in ranked], [h for _, h in ranked], tokens, qvec, timings, coverage=coverage,
+                         dense_scores=[score for _, score in dense],
+                         lexical_passages=[p for p, _ in lexical], lexical_hits=[h for _, h in lexical])
 
     def _dense(self, qvec: np.ndarray, filters: Filters, mask: np.ndarray, n: int) -> list[tuple[int, float]]:
         """Dense candidates as (catalogue row, cosine), restricted to the mask.

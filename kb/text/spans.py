@@ -71,6 +71,17 @@ def is_link_line(piece: str) -> bool:
 _TERMINAL = tuple(".!?。！？।॥:;")
 
 
+#: A definition line: a quoted term, then "means" / "refers to" ("“Documentation” means the manuals ...").
+_DEFINITION = re.compile(r"^[\W\d_]{0,12}(?:\(?[a-zA-Z0-9]{1,3}[.)]\s*)?[\"“'‘]\**(?P<term>[^\"”’*]{1,60})\**[\"”'’],?\s+(shall\s+)?(means?|refers?\s+to|"
+                         r"has\s+the\s+meaning|is\s+defined\s+as|includes?)\b", re.IGNORECASE)
+
+
+def defined_term(sentence: str) -> str | None:
+    """The term a definition line defines ("Documentation" in '"Documentation" means ...'), else None."""
+    m = _DEFINITION.match(sentence)
+    return m.group("term").strip() if m else None
+
+
 def merge_wrapped_lines(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Re-join sentences that a hard line wrap split: a single newline, no end punctuation before it, and
     either a lower-case start after it or a long line before it (a wrapped line, not a heading or list item)."""

@@ -234,3 +234,29 @@ def test_widen_quotes_takes_the_neighbour_only_when_the_pair_matches_better() ->
     assert widen_quotes([lead], ret, _Engine(), gain=0.5) == [lead]  # type: ignore[arg-type]
     other = cand(WIDEN_TEXT[spans[1][0]:spans[1][1]], 0.4, start=spans[1][0])
     assert widen_quotes([lead, other], ret, _Engine(), gain=0.05)[0] is lead  # type: ignore[arg-type]
+
+
+def test_definition_lines_are_recognised_with_their_term() -> None:
+    from kb.text.spans import defined_term
+    assert defined_term('"Documentation" means the manuals that come with the model.') == "Documentation"
+    assert defined_term("(b) “**Outputs**” refers to what the service returns.") == "Outputs"
+    assert defined_term("1.2 'Agreement' shall mean these terms.") == "Agreement"
+    assert defined_term("These Terms (“Terms”) are an agreement between you and us.") is None
+    assert defined_term('The word "means" is not a definition here.') is None
+
+
+def test_definition_of_another_term_is_penalised_but_not_the_one_asked_about() -> None:
+    from kb.answer.scoring import _defines_other_term
+    c = cand('"Documentation" means the manuals that come with the model.', 0.8)
+    assert _defines_other_term(c, {"state", "law", "govern"})
+    assert not _defines_other_term(c, {"document", "what"})  # the tokenizer stems "documentation"
+    assert not _defines_other_term(cand("The model comes with manuals.", 0.8), {"state"})
+
+
+def test_lexical_only_sentences_are_no_abstention_evidence() -> None:
+    from kb.answer.abstention import evidence_of
+    ranked = cand("A weak sentence about something else entirely here.", 0.70)
+    extra = cand("A sentence from a passage only BM25 found, very close.", 0.95, start=200)
+    extra.lexical_only = True
+    ev = evidence_of("What is asked here?", retrieval(0.75), [extra, ranked])
+    assert ev.sentence_dense == pytest.approx(0.70)
