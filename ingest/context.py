@@ -22,13 +22,27 @@ MAX_HEADING_WORDS = 12
 
 #: A line that ends a sentence or continues one is not a heading.
 _NOT_HEADING_END = re.compile(r"[.!?;,。！？；，、…।॥؟،۔]$")
+#: Closing brackets, quotes and footnote marks looked past for that ending ("... undisputed.[3]", "... 7.)").
+_TRAILING_MARKS = ")]\"'”’»*0123456789["
+#: A line ending in a connector goes on in the next line ("... Meta's proprietary Llama 2 and").
+_ENDS_CONNECTOR = re.compile(r"\b(?:and|or|of|the|to|a|an|in|on|for|with|by|that|which)$",
+                             re.IGNORECASE)
 _MARKDOWN = re.compile(r"^\s{0,3}#{1,6}\s+")
+#: A Markdown setext underline: the line above it is a heading ("1\\. Services." over "-------").
+_SETEXT = re.compile(r"^\s{0,3}(?:=+|-+)\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•·]|\d+[.)]\s+\S.*[.;]$)")
 _HAS_WORD = re.compile(r"\w{2,}")
 #: A year: a short line holding one is a date line ("Effective: January 1, 2026", "Updated 16 May 2025").
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 DATE_LINE_WORDS = 6
 _DIGITS = re.compile(r"\d+")
+#: A numbered section that opens with its title on the line of its first sentence ("7. Governing Law and
+#: Jurisdiction. This Agreement ...", "K.1. **Claims Against Customer.** Anthropic will ..."): the number and
+#: the title (capitalised words and connectors, up to ``MAX_HEADING_WORDS``) are its heading.
+_TITLE_WORD = r"(?:[A-Z][\w'’&\-]*|of|and|to|the|for|in|on|a|an|or|with|by|from|our|your)"
+_INLINE_HEADING = re.compile(
+    r"^(?:\d+(?:\.\d+)*\.?|[A-Z]\.(?:\d+\.)*\d*|§\s*\d+(?:\.\d+)*\.?)\s+\**" + _TITLE_WORD
+    + r"(?:\s+" + _TITLE_WORD + r"){0,%d}[.:]\**(?=\s|$)" % (MAX_HEADING_WORDS - 1))
 
 
 def heading_lines(text: str) -> list[tuple[int, str]]:
@@ -37,7 +51,9 @@ def heading_lines(text: str) -> list[tuple[int, str]]:
     A heading stands alone: a short line (3-90 characters, at most 12 words) after a blank line or at the
     start, not ending like a sentence or a lead-in ("You agree that:"), not a date or link line, not a
     bullet, not continued by a lower-case line (a wrapped sentence) and not repeated three times or more,
-    numbers aside (a page header); a Markdown ``#`` heading of that length always counts.
+    numbers aside (a page header); a Markdown heading of that length (``#`` or underlined) always counts. A paragraph that
+    opens with a section number and title ("7. Governing Law. This Agreement ...") gives that number and
+    title, so that the heading above it stops there.
     """
     lines = text.splitlines(keepends=True)
     # Each line with its digits blanked: "Page 3 of 16" repeats as "Page # of #".
@@ -56,9 +72,15 @@ def heading_lines(text: str) -> list[tuple[int, str]]:
         if not body:
             prev_blank = True
             continue
-        markdown = bool(_MARKDOWN.match(line))
-        heading = _MARKDOWN.sub("", body).strip() if markdown else body
+        inline = _INLINE_HEADING.match(body) if prev_blank else None
+        if inline and inline.end() < len(body):   # a title, then the section's first sentence on its line
+            out.append((start, inline.group(0).replace("*", "")))
+            prev_blank = False
+            continue
         nxt = lines[k + 1].lstrip() if k + 1 < len(lines) else ""
+        setext = len(nxt.strip()) >= 3 and bool(_SETEXT.match(nxt))
+        markdown = bool(_MARKDOWN.match(line)) or setext
+        heading = _MARKDOWN.sub("", body).strip().replace("\\", "") if markdown else body
         if not (markdown or prev_blank) or not 3 <= len(heading) <= MAX_HEADING or not _HAS_WORD.search(heading) \
                 or len(heading.split()) > MAX_HEADING_WORDS:
             prev_blank = False
@@ -67,9 +89,10 @@ def heading_lines(text: str) -> list[tuple[int, str]]:
         dated = bool(_YEAR.search(heading)) and len(heading.split()) <= DATE_LINE_WORDS
         linked = "://" in heading or "www." in heading   # "Public record: https://...", a link line
         wrapped = nxt[:1].islower()                      # the line goes on: a sentence, not a heading
-        if markdown or not (_NOT_HEADING_END.search(heading) or _LIST_ITEM.match(body) or lead_in or dated or linked
-                            or wrapped or counts[keys[k]] >= 3):
-            out.append((start, heading))
+        ends = heading.rstrip(_TRAILING_MARKS) or heading
+        if markdown or not (_NOT_HEADING_END.search(ends) or _ENDS_CONNECTOR.search(ends) or _LIST_ITEM.match(body)
+                            or lead_in or dated or linked or wrapped or counts[keys[k]] >= 3):
+            out.append((start, heading.strip("*_ ") or heading))
         prev_blank = False
     return out
 

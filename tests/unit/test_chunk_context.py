@@ -95,3 +95,17 @@ def test_a_heading_above_most_of_a_long_document_is_no_section() -> None:
     assert [h for _, h in section_headings(text)] == ["Acme Terms", "", "9. Feedback"]
     s = text.index("The customer")
     assert contextual_texts("heading", "", text, [(s, s + 60)]) == [text[s:s + 60]]
+
+
+def test_numbered_titles_setext_headings_and_lines_that_go_on() -> None:
+    text = ("3. Disclaimer. UNLESS REQUIRED BY LAW, THE\nSERVICE IS PROVIDED AS IS.\n\n"
+            "7. Governing Law and Jurisdiction. This Agreement is governed by the laws of California.\n\n"
+            "K.1. **Claims Against Customer.** Acme will defend Customer.\n\n"
+            "2\\. Provision.\n--------------\n\nThe Agreement governs access.\n\n"
+            "\"Materials\" means, collectively, the model and\nDocumentation made available here.\n\n"
+            "Unless noted, the record below is undisputed.[3]\n\nMore text follows here.\n")
+    got = [h for _, h in heading_lines(text)]
+    assert got == ["3. Disclaimer.", "7. Governing Law and Jurisdiction.", "K.1. Claims Against Customer.",
+                   "2. Provision."]
+    # A chunk in section 7 gets section 7's title, not the heading of section 3 above it.
+    assert heading_before(heading_lines(text), text.index("This Agreement")) == "7. Governing Law and Jurisdiction."
