@@ -42,7 +42,7 @@ _DIGITS = re.compile(r"\d+")
 _TITLE_WORD = r"(?:[A-Z][\w'’&\-]*|of|and|to|the|for|in|on|a|an|or|with|by|from|our|your)"
 _INLINE_HEADING = re.compile(
     r"^(?:\d+(?:\.\d+)*\.?|[A-Z]\.(?:\d+\.)*\d*|§\s*\d+(?:\.\d+)*\.?)\s+\**" + _TITLE_WORD
-    + r"(?:\s+" + _TITLE_WORD + r"){0,%d}[.:]\**(?=\s|$)" % (MAX_HEADING_WORDS - 1))
+    + r"(?:\s+" + _TITLE_WORD + r"){0," + str(MAX_HEADING_WORDS - 1) + r"}[.:]\**(?=\s|$)")
 
 
 def heading_lines(text: str) -> list[tuple[int, str]]:
