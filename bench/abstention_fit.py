@@ -76,7 +76,9 @@ def raw_evidence(engine: Any, question: str) -> dict[str, Any]:
             "coverage": ret.coverage, "dense_scores": [round(x, 4) for x in ret.dense_scores[:20]],
             "hits": [[ret.passages[i].doc_id, None if h.dense is None else round(h.dense, 4)]
                      for i, h in enumerate(ret.hits[:8])],
-            "cands": [[round(c.dense, 4), round(c.lex, 4), round(c.score, 4), c.rank] for c in cands[:10]]}
+            # the ranked passages' sentences only, as the product's evidence (``evidence_of``) takes them
+            "cands": [[round(c.dense, 4), round(c.lex, 4), round(c.score, 4), c.rank]
+                      for c in [c for c in cands if not c.lexical_only][:10]]}
 
 
 def _numbers(text: str) -> set[str]:

@@ -25,7 +25,7 @@ could match the answer's connecting words. Each file goes through ``python -m kb
 (only the command-line contracts are used), and the script prints per language: answer containment
 (``gold_answer_en`` in the answer or a cited quote), quote in paragraph (a cited quote overlaps the
 gold paragraph: the check privacy-policy benchmarks make with their evidence segments), quote on span
-(a quote from the gold paragraph that holds the gold answer span), hit@1, hit@5, false abstention, correct
+(a quote from the gold paragraph that holds the gold answer span or shares 30 characters with it), hit@1, hit@5, false abstention, correct
 abstention on the left-out articles, with bootstrap 95% intervals, answer latency, and an overall row
 (intervals resample question ids, so the 7 translations of a question move together).
 """

@@ -22,14 +22,17 @@ MAX_HEADING_WORDS = 12
 
 #: A line that ends a sentence or continues one is not a heading.
 _NOT_HEADING_END = re.compile(r"[.!?;,。！？；，、…।॥؟،۔]$")
-#: Closing brackets, quotes and footnote marks looked past for that ending ("... undisputed.[3]", "... 7.)").
-_TRAILING_MARKS = ")]\"'”’»*0123456789["
-#: A line ending in a connector goes on in the next line ("... Meta's proprietary Llama 2 and").
-_ENDS_CONNECTOR = re.compile(r"\b(?:and|or|of|the|to|a|an|in|on|for|with|by|that|which)$",
-                             re.IGNORECASE)
+#: Footnote marks and closing brackets looked past for that ending ("... undisputed.[3]", "... 7.)").
+_TRAILING_MARKS = re.compile(r"(?:\[\w{1,3}\]|[)\]*])+$")
+#: A line ending in a connector goes on in the next line ("... Meta's proprietary Llama 2 and", "... LAW, THE");
+#: lower case or all capitals only ("Exhibit A", "Sign In" are headings).
+_ENDS_CONNECTOR = re.compile(r"\b(?:and|or|of|the|to|a|an|in|on|for|with|by|that|which|AND|OR|OF|THE|TO|FOR|WITH|BY)$")
+#: Abbreviations that end a would-be inline title ("2. Mr. Smith said ..."): no title.
+_ABBREVIATIONS = {"Mr", "Mrs", "Ms", "Dr", "St", "Inc", "No", "Co", "Jr", "Sr", "Ltd", "Corp", "vs", "Prof"}
 _MARKDOWN = re.compile(r"^\s{0,3}#{1,6}\s+")
 #: A Markdown setext underline: the line above it is a heading ("1\\. Services." over "-------").
 _SETEXT = re.compile(r"^\s{0,3}(?:=+|-+)\s*$")
+_NUMBERED = re.compile(r"^(?:\d+(?:\\?\.\d+)*\\?\.?|[A-Z]\\?\.(?:\d+\\?\.?)*)\s")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•·]|\d+[.)]\s+\S.*[.;]$)")
 _HAS_WORD = re.compile(r"\w{2,}")
 #: A year: a short line holding one is a date line ("Effective: January 1, 2026", "Updated 16 May 2025").
@@ -41,8 +44,8 @@ _DIGITS = re.compile(r"\d+")
 #: the title (capitalised words and connectors, up to ``MAX_HEADING_WORDS``) are its heading.
 _TITLE_WORD = r"(?:[A-Z][\w'’&\-]*|of|and|to|the|for|in|on|a|an|or|with|by|from|our|your)"
 _INLINE_HEADING = re.compile(
-    r"^(?:\d+(?:\.\d+)*\.?|[A-Z]\.(?:\d+\.)*\d*|§\s*\d+(?:\.\d+)*\.?)\s+\**" + _TITLE_WORD
-    + r"(?:\s+" + _TITLE_WORD + r"){0," + str(MAX_HEADING_WORDS - 1) + r"}[.:]\**(?=\s|$)")
+    r"^(?:\d+(?:\.\d+)*\.?|[A-Z]\.\d+(?:\.\d+)*\.?|§\s*\d+(?:\.\d+)*\.?)\s+\**(?P<title>" + _TITLE_WORD
+    + r"(?:\s+" + _TITLE_WORD + r"){0," + str(MAX_HEADING_WORDS - 1) + r"})[.:]\**(?=\s+[\"“(\[*]*[A-Z0-9])")
 
 
 def heading_lines(text: str) -> list[tuple[int, str]]:
@@ -73,12 +76,16 @@ def heading_lines(text: str) -> list[tuple[int, str]]:
             prev_blank = True
             continue
         inline = _INLINE_HEADING.match(body) if prev_blank else None
-        if inline and inline.end() < len(body):   # a title, then the section's first sentence on its line
+        words = inline.group("title").split() if inline else []
+        if inline and words[-1] not in _ABBREVIATIONS and not any(len(w) == 1 and w.isupper() for w in words):
+            # a number and title, then the section's first sentence on its line
             out.append((start, inline.group(0).replace("*", "")))
             prev_blank = False
             continue
         nxt = lines[k + 1].lstrip() if k + 1 < len(lines) else ""
-        setext = len(nxt.strip()) >= 3 and bool(_SETEXT.match(nxt))
+        setext = prev_blank and len(nxt.strip()) >= 3 and bool(_SETEXT.match(nxt))
+        if setext and nxt.strip()[0] == "-" and _NOT_HEADING_END.search(body) and not _NUMBERED.match(body):
+            setext = False   # a sentence above a separator line ("-----" also draws a rule in plain text)
         markdown = bool(_MARKDOWN.match(line)) or setext
         heading = _MARKDOWN.sub("", body).strip().replace("\\", "") if markdown else body
         if not (markdown or prev_blank) or not 3 <= len(heading) <= MAX_HEADING or not _HAS_WORD.search(heading) \
@@ -89,7 +96,7 @@ def heading_lines(text: str) -> list[tuple[int, str]]:
         dated = bool(_YEAR.search(heading)) and len(heading.split()) <= DATE_LINE_WORDS
         linked = "://" in heading or "www." in heading   # "Public record: https://...", a link line
         wrapped = nxt[:1].islower()                      # the line goes on: a sentence, not a heading
-        ends = heading.rstrip(_TRAILING_MARKS) or heading
+        ends = _TRAILING_MARKS.sub("", heading) or heading
         if markdown or not (_NOT_HEADING_END.search(ends) or _ENDS_CONNECTOR.search(ends) or _LIST_ITEM.match(body)
                             or lead_in or dated or linked or wrapped or counts[keys[k]] >= 3):
             out.append((start, heading.strip("*_ ") or heading))

@@ -2,14 +2,14 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kb.answer.answer_types import asked_entity, asked_type, carries_entity, carries_type
 from kb.models import Passage
-from kb.retrieval.retriever import Retrieval
+from kb.retrieval.retriever import LEXICAL_EXTRA, Retrieval
 from kb.text.spans import candidate_spans, defined_term, main_script, quality_penalty
 from kb.text.tokenize import tokenize
 
@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 #: How many of the best passages sentences are taken from.
 ANSWER_PASSAGES = 5
+
+
+#: How many sentences of lexical-only passages get one besides (their own budget: they never take a ranked
+#: passage's sentence's place, whose cosine is abstention evidence).
+DENSE_LEXICAL_SENTENCES = 6
 
 
 #: How many sentences (pre-ranked lexically and by passage rank) get a dense similarity. Each sentence is
@@ -77,7 +82,8 @@ class Candidate:
 
 
 def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) -> list[Candidate]:
-    """Score the sentences of the best passages against the question, best first."""
+    """Score the sentences of the best ``ANSWER_PASSAGES`` passages, and of BM25's best passages when fusion
+    ranked them lower (``lexical_only``), against the question, best first."""
     retriever = engine.retriever
     cat = retriever.catalog
     bm25 = retriever.bm25
@@ -88,6 +94,9 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
     seen: set[tuple[str, int, int]] = set()
     pool = list(zip(ret.passages[:ANSWER_PASSAGES], ret.hits[:ANSWER_PASSAGES]))
     ranked = len(pool)
+    # BM25's best passages below the answer passages: ranked further down, or left out by fusion.
+    pool += [(p, h) for p, h in zip(ret.passages[ANSWER_PASSAGES:], ret.hits[ANSWER_PASSAGES:])
+             if h.bm25_rank is not None and h.bm25_rank <= LEXICAL_EXTRA]
     pool += list(zip(ret.lexical_passages, ret.lexical_hits))
     titles: dict[str, set[str]] = {}
     for rank, (p, hit) in enumerate(pool):
@@ -115,8 +124,9 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
         return []
     # Dense similarity for the lexically most promising sentences and every sentence of the top passage.
     prelim = sorted(cands, key=lambda c: -(c.lex * ret.coverage + 0.15 / (1 + c.rank)))
-    todo = prelim[:DENSE_SENTENCES]
+    todo = [c for c in prelim if not c.lexical_only][:DENSE_SENTENCES]
     todo += [c for c in cands if c.rank == 0 and c not in todo][:6]
+    todo += [c for c in prelim if c.lexical_only][:DENSE_LEXICAL_SENTENCES]
     if ret.query_vector is not None and todo:
         vecs = engine.embedder.embed_passages([c.text for c in todo])
         q = np.asarray(ret.query_vector, dtype=np.float32)
@@ -128,7 +138,8 @@ def select_sentences(question: str, qlang: str, ret: Retrieval, engine: Engine) 
     entity = asked_entity(question)
     q_script = main_script(question)
     q_words = set(ret.query_tokens) | set(tokenize(question, "en"))
-    # A lexical-only passage has no cosine of its own from the store: its best sentence's stands in.
+    # A passage only BM25 found has no cosine from the store: its best sentence's stands in (it used to
+    # count 0, which sank every sentence of a BM25-only passage ranked among the answer passages too).
     best_sentence: dict[int, float] = {}
     for c in cands:
         best_sentence[c.rank] = max(best_sentence.get(c.rank, 0.0), c.dense)
@@ -150,7 +161,7 @@ def _defines_other_term(c: Candidate, q_words: set[str]) -> bool:
     if term is None:
         return False
     words = set(tokenize(term, c.passage.language)) | set(tokenize(term, "en"))
-    return not (words & q_words)
+    return bool(words) and not (words & q_words)   # '"We" means Acme': no word to tell, no penalty
 
 
 #: A quote is widened to take in its neighbour sentence when the pair's cosine with the question beats the
@@ -203,6 +214,8 @@ def widen_quotes(chosen: list[Candidate], ret: Retrieval, engine: Engine, gain: 
         if any(o is not c and o.passage.version_id == c.passage.version_id and o.start < e and s < o.end
                for o in out):
             continue
-        out[i] = Candidate(c.passage, c.rank, s, e, text[s:e], lex=c.lex, dense=float(sims[k]), score=c.score,
-                           also=c.also, vector=vecs[k] / (np.linalg.norm(vecs[k]) or 1.0), context=c.context)
+        out[i] = replace(c, start=s, end=e, text=text[s:e], dense=float(sims[k]),
+                         vector=vecs[k] / (np.linalg.norm(vecs[k]) or 1.0),
+                         context=text[max(0, s - CONTEXT_CHARS):e + CONTEXT_CHARS],
+                         before=c.before if s == c.start else None, after=c.after if e == c.end else None)
     return out

@@ -8,7 +8,8 @@ import re
 from kb.text.language import script_profile
 from kb.text.sentences import sentence_spans
 
-#: Longest quote (characters); longer sentences are cut at clause punctuation.
+#: Longest sentence quoted (characters); longer ones are cut at clause punctuation. A quote widened to its
+#: neighbour sentence may reach ``kb.answer.scoring.WIDE_QUOTE_CHARS``.
 MAX_QUOTE_CHARS = 360
 
 

@@ -251,6 +251,7 @@ def test_definition_of_another_term_is_penalised_but_not_the_one_asked_about() -
     assert _defines_other_term(c, {"state", "law", "govern"})
     assert not _defines_other_term(c, {"document", "what"})  # the tokenizer stems "documentation"
     assert not _defines_other_term(cand("The model comes with manuals.", 0.8), {"state"})
+    assert not _defines_other_term(cand('"We" means Acme and its affiliates.', 0.8), {"state"})  # no word to tell
 
 
 def test_lexical_only_sentences_are_no_abstention_evidence() -> None:

@@ -109,3 +109,10 @@ def test_numbered_titles_setext_headings_and_lines_that_go_on() -> None:
                    "2. Provision."]
     # A chunk in section 7 gets section 7's title, not the heading of section 3 above it.
     assert heading_before(heading_lines(text), text.index("This Agreement")) == "7. Governing Law and Jurisdiction."
+
+
+def test_versions_exhibits_and_quoted_headings_stay_headings_and_abbreviations_are_no_titles() -> None:
+    text = ("Version 2.0\n\nSome text here.\n\nExhibit A\n\nMore text here.\n\n“Why it matters.”\n\nText.\n\n"
+            "2. Mr. Smith said so.\n\nText again.\n\nJ. R. R. Tolkien wrote it.\n\nEnd.\n\n"
+            "A sentence right above a rule.\n-----\n")
+    assert [h for _, h in heading_lines(text)] == ["Version 2.0", "Exhibit A", "“Why it matters.”"]
