@@ -90,9 +90,9 @@ class Retrieval:
     #: Cosines of every dense candidate the store returned (best first): the question's own score
     #: distribution, against which the best evidence is judged (cross-lingual cosines sit lower).
     dense_scores: list[float] = field(default_factory=list)
-    #: The best BM25 passages that fusion left out of ``passages`` (dense similarity favours passages that
-    #: name the document over the one clause that answers): more sentences for the answer step to weigh,
-    #: not part of the ranking.
+    #: BM25's best ``LEXICAL_EXTRA`` passages where fusion left them out of ``passages`` (0-2; dense similarity
+    #: favours passages that name the document over the one clause that answers): more sentences for the
+    #: answer step to weigh, not part of the ranking.
     lexical_passages: list[Passage] = field(default_factory=list)
     lexical_hits: list[FusedHit] = field(default_factory=list)
 
@@ -224,10 +224,10 @@ class Retriever:
             hits.sort(key=lambda h: -h.fused)
         hits = self._dedup(hits, top_k)
         shown = {r for h in hits for r in (h.row, *h.also)}
-        by_row = {h.row: h for h in (FusedHit(row=row, fused=score, dense=dense_score.get(row),
-                                              dense_rank=dense_rank.get(row), bm25=float(lex_scores[row]),
-                                              bm25_rank=lex_rank.get(row)) for row, score in fused)}
-        extra = [by_row[r] for r in lex_rows[:LEXICAL_EXTRA] if r not in shown and r in by_row]
+        fused_score = dict(fused)
+        extra = [FusedHit(row=r, fused=fused_score[r], dense=dense_score.get(r), dense_rank=dense_rank.get(r),
+                          bm25=float(lex_scores[r]), bm25_rank=lex_rank[r])
+                 for r in lex_rows[:LEXICAL_EXTRA] if r not in shown]
         timings["fuse"] = time.perf_counter() - t
 
         t = time.perf_counter()
