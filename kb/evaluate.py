@@ -149,9 +149,7 @@ def gold_strings(question: dict[str, Any]) -> list[str]:
     """The strings any of which shows an answer is right: ``keywords``, ``gold_answer_en``, ``gold_answer``."""
     out: list[str] = []
     for key in ("keywords", "gold_answer_en", "gold_answer"):
-        value = question.get(key)
-        values = value if isinstance(value, (list, tuple)) else [value]
-        for v in values:
+        for v in _as_list(question.get(key)):
             if isinstance(v, str) and normalise(v) and v not in out:
                 out.append(v)
     return out
@@ -164,9 +162,13 @@ def contains_gold(texts: Iterable[str], golds: Sequence[str]) -> bool:
     return any(g in h for g in wanted for h in haystacks)
 
 
+def _as_list(value: Any) -> list[Any]:
+    """A question field that holds one value or a list of them, as a list."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def _strings(value: Any) -> list[str]:
-    values = value if isinstance(value, (list, tuple)) else [value]
-    return [n for n in (normalise(v) for v in values if isinstance(v, str)) if n]
+    return [n for n in (normalise(v) for v in _as_list(value) if isinstance(v, str)) if n]
 
 
 def overlaps(a: str, b: str, min_chars: int = OVERLAP_CHARS) -> bool:
