@@ -159,6 +159,8 @@ def load_rows(data: Path) -> list[dict[str, Any]]:
 
 def derived(r: dict[str, Any]) -> dict[str, float]:
     """Every candidate feature, from the raw scores of one example (the product's own ones included)."""
+    from kb.answer.abstention import dense_spread
+
     f = dict(r["features"])
     hits = [(d, s) for d, s in r["hits"] if s is not None]
     top_doc, top = (hits[0] if hits else ("", r["passage_dense"]))
@@ -169,6 +171,7 @@ def derived(r: dict[str, Any]) -> dict[str, float]:
     f["coverage"] = r["coverage"]
     ds = r["dense_scores"] or [r["passage_dense"]]
     f["top_gap"] = ds[0] - ds[1] if len(ds) > 1 else 0.0
+    f["dense_spread"] = dense_spread(r["dense_scores"])
     cands = r["cands"]
     f["sentence_gap"] = cands[0][0] - cands[1][0] if len(cands) > 1 else 0.0
     if "bg_mean" in r:
