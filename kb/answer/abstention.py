@@ -4,8 +4,7 @@ The main test is a *support* score, P(the index answers this question | the evid
 logistic model over measurements that hold across languages: the best sentence's and the best
 passage's cosine relative to the median cosine of the question's dense candidates (cross-lingual
 cosines sit lower, and a question close to everything has a high median), the two absolute
-cosines, how spread out the question's best dense cosines are (a question that matches a few passages
-clearly stands out of a wide spread; one about a subject the index lacks sits in a flat one), how far the first document stands out from the next one, the best sentence's lexical
+cosines, how far the first document stands out from the next one, the best sentence's lexical
 overlap scaled by how much of the question's vocabulary the index knows, and whether the question
 is in another language than the passage that answers it (with an offset per question language).
 It was fitted (``bench/abstention_fit.py``) on the 18 development articles of the XQuAD benchmark,
@@ -54,22 +53,19 @@ class Thresholds:
 #: language and the best passage in another (a per-language-pair offset: cross-lingual cosines sit lower
 #: by an amount that depends on the language; English and unlisted languages share the base offset).
 SUPPORT_FEATURES = ("sentence_margin", "passage_margin", "sentence_dense", "passage_dense", "cross_lingual",
-                    "doc_gap", "lexical", "dense_spread", "xl_hi", "xl_zh", "xl_es", "xl_de", "xl_ru", "xl_ar")
-SUPPORT_MEAN = (0.0562, 0.0455, 0.8045, 0.7938, 0.8554, 0.0272, 0.1068, 0.0144, 0.1429, 0.1429, 0.1425, 0.1411,
-                0.1411, 0.1429)
-SUPPORT_SCALE = (0.0327, 0.0302, 0.0389, 0.0366, 0.3517, 0.0318, 0.2075, 0.0082, 0.3499, 0.3499, 0.3496, 0.3482,
-                 0.3482, 0.3499)
-SUPPORT_WEIGHTS = (1.032, 0.072, 1.281, 0.5, 1.384, 0.985, 1.191, 1.903, 0.079, 0.384, -0.038, -0.023, 0.296,
-                   0.602)
-SUPPORT_BIAS = 1.434
+                    "doc_gap", "lexical", "xl_hi", "xl_zh", "xl_es", "xl_de", "xl_ru", "xl_ar")
+SUPPORT_MEAN = (0.0562, 0.0455, 0.8045, 0.7938, 0.8554, 0.0272, 0.1068, 0.1429, 0.1429, 0.1425, 0.1411, 0.1411,
+                0.1429)
+SUPPORT_SCALE = (0.0327, 0.0302, 0.0389, 0.0366, 0.3517, 0.0318, 0.2075, 0.3499, 0.3499, 0.3496, 0.3482, 0.3482,
+                 0.3499)
+SUPPORT_WEIGHTS = (1.299, 1.387, 0.979, 1.026, 1.418, 0.865, 1.156, 0.069, 0.393, -0.037, -0.002, 0.342, 0.635)
+SUPPORT_BIAS = 1.346
 #: The languages with their own cross-lingual offset (``xl_<lang>`` above).
 OFFSET_LANGUAGES = ("hi", "zh", "es", "de", "ru", "ar")
 #: How many lexical candidates (the best sentences) the lexical-overlap feature looks at.
 LEXICAL_WINDOW = 5
 #: Fewest dense candidates whose median is a meaningful background.
 MIN_BACKGROUND = 8
-#: How many of the best dense cosines the spread feature looks at.
-SPREAD_WINDOW = 20
 #: How many of the best candidates the answer-type check looks at.
 TYPE_WINDOW = 5
 
@@ -123,8 +119,6 @@ class Evidence:
     #: The best sentence's IDF-weighted share of the question's words, times the question's vocabulary coverage.
     lexical: float = 0.0
     qlang: str = "und"              # the question's language
-    #: The standard deviation of the question's best ``SPREAD_WINDOW`` dense cosines (the fitted mean: unknown).
-    dense_spread: float = SUPPORT_MEAN[SUPPORT_FEATURES.index("dense_spread")]
 
     def features(self) -> tuple[float, ...]:
         """The support model's inputs, in ``SUPPORT_FEATURES`` order."""
@@ -132,7 +126,7 @@ class Evidence:
                   "passage_margin": self.passage_dense - self.median_dense,
                   "sentence_dense": self.sentence_dense, "passage_dense": self.passage_dense,
                   "cross_lingual": 1.0 if self.cross_lingual else 0.0, "doc_gap": self.doc_gap,
-                  "lexical": self.lexical, "dense_spread": self.dense_spread}
+                  "lexical": self.lexical}
         for lang in OFFSET_LANGUAGES:
             values[f"xl_{lang}"] = 1.0 if self.cross_lingual and self.qlang == lang else 0.0
         return tuple(values[name] for name in SUPPORT_FEATURES)
@@ -174,7 +168,7 @@ def evidence_of(question: str, ret: Retrieval, cands: list[Candidate], qlang: st
         doc_gap=_doc_gap(ret), lexical=max(c.lex for c in cands[:LEXICAL_WINDOW]) * ret.coverage, qlang=qlang,
         passage_dense=max(dense),
         sentence_dense=max(c.dense for c in cands),
-        median_dense=_background(dense), dense_spread=dense_spread(dense),
+        median_dense=_background(dense),
         cross_lingual=not _same_language(qlang, top_language),
         unknown=unknown_terms(question, qlang, idf) if idf is not None else [],
         asked=kind, has_type=not kind or any(answers_kind(c) for c in leading))
@@ -203,15 +197,6 @@ def _background(dense: list[float]) -> float:
     if len(dense) < MIN_BACKGROUND:
         return max(dense) - SUPPORT_MEAN[1]
     return float(statistics.median(dense))
-
-
-def dense_spread(dense: list[float]) -> float:
-    """The standard deviation of the best ``SPREAD_WINDOW`` dense cosines (sorted best first); with too few
-    candidates to say anything, the fitted mean."""
-    top = dense[:SPREAD_WINDOW]
-    if len(top) < MIN_BACKGROUND:
-        return SUPPORT_MEAN[SUPPORT_FEATURES.index("dense_spread")]
-    return float(statistics.pstdev(top))
 
 
 def _same_language(a: str, b: str) -> bool:
