@@ -155,8 +155,31 @@ _SECTION_Q = re.compile(r"\bsection\b|\bclause\b|\bparagraph\b|§|\bsecci[oó]n\
 _SECTION = re.compile(r"§\s*\d|\b(Section|Clause|Article)\s+\d|\b\d+\.\d+(\.\d+)*\b|^\s*\(?[a-z0-9]{1,3}[.)]\s", re.IGNORECASE)
 
 
+#: "What did X answer / say / reply", "How did X respond": the question asks for someone's words.
+_REPLY_Q = re.compile(
+    r"\bwhat did\b.{0,80}\b(say|answer|reply|respond|tell)\b|\bhow did\b.{0,80}\b(answer|reply|respond)\b|"
+    r"\bqu[eé]\s+(respondi[oó]|contest[oó]|dijo|respondeu|disse)\b|\bo que\b.{0,60}\b(respondeu|disse)\b|"
+    r"\bwas\s+(hat|haben)\b.{0,80}\b(geantwortet|gesagt|erwidert)\b|\bwas\s+(antwortete|sagte|erwiderte)\b|"
+    r"\bqu[’']\s*(a|ont)(-t-(il|elle))?\s+(r[ée]pondu|dit)\b|\bqu[’']est-ce que\b.{0,60}\b(r[ée]pondu|dit)\b|"
+    r"\bчто\s+(он\s+|она\s+)?(ответил|сказал|заявил)|"
+    r"怎么回答|如何回答|回答了什么|怎么说|说了什么|如何回应|怎么回应|何と答え|どう答え|何と言|どのように答え|"
+    r"क्या जवाब|क्या उत्तर|क्या कहा|ماذا\s+(قال|أجاب|رد)|بماذا\s+(أجاب|رد)",
+    re.IGNORECASE)
+#: A sentence that carries someone's words: a quotation next to a verb of saying (the closing mark may
+#: lie past the sentence's end: 'he said, “Partly.' + '”').
+_QUOTED = re.compile(r"[“\"«„「『][^”\"»“」』]{1,200}([”\"»“」』]|$)")
+_SAYING = re.compile(
+    r"\b(said|says|answered|replied|responded|told|testified|stated|added)\b|\b(dijo|respondi[oó]|contest[oó]|"
+    r"afirm[oó]|disse|respondeu)\b|\b(sagte|antwortete|erwiderte|erkl[äa]rte)\b|\b(a dit|a r[ée]pondu|d[ée]clar[ée])|"
+    r"сказал|ответил|заявил|说|回答|表示|答え|述べ|कहा|जवाब|قال|أجاب|رد",
+    re.IGNORECASE)
+
+
 def asked_entity(question: str) -> str | None:
-    """``section``, ``court`` or ``person`` when the question asks which section, which court or who."""
+    """``reply``, ``section``, ``court`` or ``person`` when the question asks what someone answered, which
+    section, which court or who."""
+    if _REPLY_Q.search(question):
+        return "reply"
     if _SECTION_Q.search(question):
         return "section"
     if _COURT_Q.search(question):
@@ -167,7 +190,10 @@ def asked_entity(question: str) -> str | None:
 
 
 def carries_entity(text: str, kind: str | None) -> bool:
-    """Whether a sentence names what was asked (a section number, a court, a person's name)."""
+    """Whether a sentence names what was asked (someone's quoted words, a section number, a court, a
+    person's name)."""
+    if kind == "reply":
+        return bool(_QUOTED.search(text) and _SAYING.search(text))
     if kind == "section":
         return bool(_SECTION.search(text))
     if kind == "court":

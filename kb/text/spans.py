@@ -31,8 +31,9 @@ def candidate_spans(text: str, start: int, end: int, window: int = 1500,
     """Sentence spans of ``text`` that overlap ``[start, end)``, completed beyond it and trimmed of markup.
 
     Link lists and navigation lines are never candidates. A question in the text ("...whether that
-    meant yes?") also yields a window with the sentence after it (its reply: "Partly."), since the
-    reply alone is too short to match and the question alone does not answer.
+    meant yes?"), or a sentence that reports one ("He was asked if ..."), also yields a window with the
+    sentence after it (its reply: "Partly."), since the reply alone is too short to match and the
+    question alone does not answer.
     """
     ws, we = max(0, start - window), min(len(text), end + window)
     out: list[tuple[int, int]] = []
@@ -48,13 +49,21 @@ def candidate_spans(text: str, start: int, end: int, window: int = 1500,
             ps, pe = _trim(text, ps, pe)
             if pe > ps and len(_LETTER.findall(text[ps:pe])) >= MIN_QUOTE_LETTERS:
                 out.append((ps, pe))
-        if i + 1 < len(spans) and text[s:e].rstrip(" *_\"'”’)").endswith(("?", "？")):
+        if i + 1 < len(spans) and (text[s:e].rstrip(" *_\"'”’)").endswith(("?", "？"))
+                                   or _REPORTED_QUESTION.search(text[s:e])):
             ns, ne = spans[i + 1]
             if ne - s <= max_chars and not is_link_line(text[ns:ne]):
                 ps, pe = _trim(text, s, ne)
                 if pe > ps:
                     out.append((ps, pe))
     return out
+
+
+#: A sentence that reports a question put to someone ("was asked if", "被问及", "gefragt, ob").
+_REPORTED_QUESTION = re.compile(
+    r"\basked\s+(if|whether|about|how|why|what)\b|\ble\s+preguntaron\b|\bpreguntad[oa]\s+si\b|"
+    r"\bgefragt,?\s+(ob|wie|warum|was)\b|\bdemand[ée]\s+s[i']|\bperguntad[oa]\s+se\b|спросил|被问|问及|問われ|"
+    r"पूछा|سئل|سُئل", re.IGNORECASE)
 
 
 _MD_LINK = re.compile(r"\[[^\]]*\]\([^)]*\)|https?://\S+|www\.\S+")

@@ -261,3 +261,28 @@ def test_lexical_only_sentences_are_no_abstention_evidence() -> None:
     extra.lexical_only = True
     ev = evidence_of("What is asked here?", retrieval(0.75), [extra, ranked])
     assert ev.sentence_dense == pytest.approx(0.70)
+
+
+@pytest.mark.parametrize("question", [
+    "How did Musk answer when asked if xAI distilled OpenAI's models?",
+    "¿Qué respondió Musk cuando le preguntaron por la destilación?",
+    "Was hat Musk geantwortet, als er gefragt wurde?",
+    "Qu'a répondu Musk quand on lui a demandé si xAI avait distillé ?",
+    "Что ответил Маск на вопрос о дистилляции?",
+    "当被问到是否使用了蒸馏技术时，马斯克是怎么回答的？",
+    "マスク氏は何と答えましたか？",
+])
+def test_a_question_for_someones_words_asks_for_a_reply(question: str) -> None:
+    from kb.answer.answer_types import asked_entity, carries_entity
+
+    assert asked_entity(question) == "reply"
+    assert carries_entity("Asked if that meant “yes,” he said, “Partly.”", "reply")
+    assert carries_entity("他回答说:“部分是。", "reply")  # the sentence ends before the closing mark
+    assert not carries_entity("Musk was asked if xAI had used distillation.", "reply")  # no words of his
+
+
+def test_which_court_is_still_a_court_question() -> None:
+    from kb.answer.answer_types import asked_entity
+
+    assert asked_entity("In which court did Musk testify?") == "court"
+    assert asked_entity("Who denied the motion?") == "person"

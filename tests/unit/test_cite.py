@@ -89,3 +89,17 @@ def test_verify_citations_without_repair_drops_moved_quotes() -> None:
     q = "OpenAI did not respond to a request for comment."
     kept, dropped = verify_citations([cite(q, 0, len(q))], lambda v: TEXT, repair=False)
     assert not kept and len(dropped) == 1
+
+
+def test_a_reported_question_is_also_quoted_with_its_reply() -> None:
+    """'He was asked if ...' and the next sentence's "Partly." form a window, in English and in Chinese."""
+    text = ("On the stand, Musk was asked if xAI had used distillation, and he called it a general practice. "
+            "Asked if that meant “yes,” he said, “Partly.” The hearing went on.")
+    quotes = [text[s:e] for s, e in candidate_spans(text, 0, len(text))]
+    assert any(q.startswith("On the stand, Musk was asked") and q.endswith("he said, “Partly.") for q in quotes)
+    zh = "当被问及 xAI 是否使用蒸馏技术时,马斯克断言这是普遍做法。当被问及这是否意味着“是”时,他回答说:“部分是。”此后庭审继续。"
+    assert any(q.startswith("当被问及 xAI") and "部分是" in q for q in (zh[s:e] for s, e in candidate_spans(zh, 0, len(zh))))
+    # A sentence that reports no question gets no window.
+    plain = "Musk testified on Thursday. He said “Partly.” The hearing went on."
+    assert all(plain[s:e].count(".") <= 2 for s, e in candidate_spans(plain, 0, len(plain)))
+    assert "Musk testified on Thursday. He said “Partly.”" not in [plain[s:e] for s, e in candidate_spans(plain, 0, len(plain))]
